@@ -1,0 +1,32 @@
+//! Compiles the service's protos with a pure-Rust front end (no system `protoc`):
+//! prost/tonic code, pbjson serde impls, and the descriptor set that server
+//! reflection and the REST transcoder read at run time.
+
+use std::{env, path::PathBuf};
+
+use prost::Message;
+
+const PROTOS: &[&str] = &["avnology/audit/v1/audit.proto"];
+
+fn main() -> anyhow::Result<()> {
+    println!("cargo:rerun-if-changed=proto");
+    let out_dir = PathBuf::from(env::var("OUT_DIR")?);
+
+    let file_descriptors = protox::compile(PROTOS, ["proto"])?;
+    let descriptor_path = out_dir.join("audit_descriptor.bin");
+    std::fs::write(&descriptor_path, file_descriptors.encode_to_vec())?;
+
+    tonic_prost_build::configure()
+        .build_server(true)
+        .build_client(true)
+        // pbjson-types carries the well-known types with their canonical JSON
+        // forms (Timestamp as RFC 3339, Struct as a JSON object).
+        .compile_well_known_types(true)
+        .extern_path(".google.protobuf", "::pbjson_types")
+        .compile_fds(file_descriptors)?;
+
+    pbjson_build::Builder::new()
+        .register_descriptors(&std::fs::read(&descriptor_path)?)?
+        .build(&[".avnology.audit.v1", ".google.api"])?;
+    Ok(())
+}

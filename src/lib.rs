@@ -1,0 +1,3 @@
+//! The audit-log service: one proto-defined API served as gRPC, gRPC-web and REST/JSON.
+
+pub mod proto;
