@@ -1,1 +1,63 @@
-fn main() {}
+//! `audit-service`: parses the command line and runs the server or a tool command.
+
+use clap::Parser;
+use tokio::net::TcpListener;
+
+use audit_service::cli::{Cli, Command};
+use audit_service::config::AuthSettings;
+use audit_service::{auth, demo, server, telemetry};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Token(args) => {
+            let scopes: Vec<&str> = args.scopes.iter().map(String::as_str).collect();
+            let token = auth::mint_hs256(args.jwt_secret.as_bytes(), &args.subject, &scopes, args.org.as_deref(), args.ttl)?;
+            println!("{token}");
+            Ok(())
+        }
+        Command::Serve(args) => {
+            let _telemetry = telemetry::init(args.log_format == "json")?;
+            let config = args.config()?;
+            let listener = TcpListener::bind(args.listen).await?;
+            let server = server::build(config.clone(), listener).await?;
+            if let AuthSettings::Demo { secret } = &config.auth {
+                let seeded = demo::seed_if_empty(server.store()).await?;
+                if seeded > 0 {
+                    tracing::info!(events = seeded, "seeded demo events");
+                }
+                println!("{}", demo::instructions(server.local_addr(), secret)?);
+            }
+            tracing::info!(address = %server.local_addr(), "listening");
+            server.serve(shutdown_signal()).await
+        }
+    }
+}
+
+/// Completes on SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %error, "cannot listen for ctrl-c");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(error = %error, "cannot listen for sigterm");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

@@ -1,0 +1,436 @@
+//! Unit tests of token verification against the fixture keys in `tests/fixtures/keys`.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::*;
+
+const SECRET: &[u8] = b"unit-test-secret-of-at-least-32-bytes";
+const KEYS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/keys");
+const MINUTE: Duration = Duration::from_secs(60);
+const NOT_ALLOWED: &str = "algorithm not allowed";
+
+fn now() -> u64 {
+    jsonwebtoken::get_current_timestamp()
+}
+
+fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(format!("{KEYS}/{name}")).unwrap()
+}
+
+fn valid() -> Value {
+    json!({"sub": "svc", "exp": now() + 300, "scope": "audit:read"})
+}
+
+fn sign(alg: Algorithm, kid: Option<&str>, key: &EncodingKey, claims: &Value) -> String {
+    let mut header = Header::new(alg);
+    header.kid = kid.map(str::to_owned);
+    jsonwebtoken::encode(&header, claims, key).unwrap()
+}
+
+fn hs(claims: &Value) -> String {
+    let key = EncodingKey::from_secret(SECRET);
+    sign(Algorithm::HS256, None, &key, claims)
+}
+
+fn rsa() -> EncodingKey {
+    EncodingKey::from_rsa_pem(&fixture("rsa.pem")).unwrap()
+}
+
+/// A token signed with a fixture private key, using the algorithm that key implies.
+fn pem(name: &str, kid: Option<&str>, claims: &Value) -> String {
+    let bytes = fixture(name);
+    let (alg, key) = match name {
+        "ec.pem" => (Algorithm::ES256, EncodingKey::from_ec_pem(&bytes)),
+        "ed25519.pem" => (Algorithm::EdDSA, EncodingKey::from_ed_pem(&bytes)),
+        _ => (Algorithm::RS256, EncodingKey::from_rsa_pem(&bytes)),
+    };
+    sign(alg, kid, &key.unwrap(), claims)
+}
+
+async fn check(v: &Verifier, token: &str) -> Result<Principal, AuthError> {
+    v.verify_header(Some(&format!("Bearer {token}"))).await
+}
+
+async fn refusal(v: &Verifier, token: &str) -> String {
+    match check(v, token).await {
+        Err(AuthError::Invalid(reason)) => reason,
+        other => panic!("expected Invalid, got {other:?}"),
+    }
+}
+
+fn config(secret: bool, jwks_url: Option<String>) -> AuthConfig {
+    let jwt_secret = secret.then(|| String::from_utf8(SECRET.to_vec()).unwrap());
+    AuthConfig {
+        jwt_secret,
+        jwks_url,
+        ..AuthConfig::default()
+    }
+}
+
+async fn verifier(secret: bool, jwks_url: Option<String>) -> anyhow::Result<Verifier> {
+    Verifier::from_config(&config(secret, jwks_url)).await
+}
+
+async fn jwks_verifier() -> Verifier {
+    verifier(false, Some(format!("{KEYS}/jwks.json")))
+        .await
+        .unwrap()
+}
+
+/// The fixture JWKS restricted to the given kids.
+fn jwks_subset(kids: &[&str]) -> String {
+    let mut set: Value = serde_json::from_slice(&fixture("jwks.json")).unwrap();
+    let keys = set["keys"].as_array_mut().unwrap();
+    keys.retain(|k| kids.contains(&k["kid"].as_str().unwrap()));
+    set.to_string()
+}
+
+struct JwksServer {
+    url: String,
+    hits: Arc<AtomicUsize>,
+    reply: Arc<Mutex<(u16, String)>>,
+}
+
+impl JwksServer {
+    fn hits(&self) -> usize {
+        self.hits.load(Ordering::SeqCst)
+    }
+}
+
+/// A raw HTTP/1.1 server on loopback answering every request with the current `reply`.
+async fn serve(body: String) -> JwksServer {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/jwks.json", listener.local_addr().unwrap());
+    let (hits, reply) = (
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(Mutex::new((200, body))),
+    );
+    let (task_hits, task_reply) = (Arc::clone(&hits), Arc::clone(&reply));
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let (mut request, mut buf) = (Vec::new(), [0u8; 1024]);
+            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                match socket.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => request.extend_from_slice(&buf[..n]),
+                }
+            }
+            task_hits.fetch_add(1, Ordering::SeqCst);
+            let (status, body) = task_reply.lock().unwrap().clone();
+            let response = format!(
+                "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\n\
+                 Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = socket.write_all(response.as_bytes()).await;
+            let _ = socket.shutdown().await;
+        }
+    });
+    JwksServer { url, hits, reply }
+}
+
+#[tokio::test]
+async fn hs256_minted_token_yields_principal() {
+    let v = Verifier::hs256(SECRET);
+    let scopes = ["audit:read", "audit:write"];
+    let token = mint_hs256(SECRET, "svc-a", &scopes, Some("org-1"), MINUTE).unwrap();
+    let p = check(&v, &token).await.unwrap();
+    assert_eq!(
+        (p.subject.as_str(), p.org_id.as_deref()),
+        ("svc-a", Some("org-1"))
+    );
+    assert!(p.has_scope("audit:read") && p.has_scope("audit:write"));
+    assert_eq!(p.scopes().len(), 2);
+    let platform = mint_hs256(SECRET, "ops", &[], None, MINUTE).unwrap();
+    assert_eq!(check(&v, &platform).await.unwrap().org_id, None);
+    assert!(mint_hs256(SECRET, "x", &["a b"], None, MINUTE).is_err());
+    assert!(mint_hs256(SECRET, "x", &[], Some(""), MINUTE).is_err());
+    // An empty demo secret must not turn into a key anyone can sign with.
+    let empty = sign(
+        Algorithm::HS256,
+        None,
+        &EncodingKey::from_secret(b""),
+        &valid(),
+    );
+    assert_eq!(refusal(&Verifier::hs256(b""), &empty).await, NOT_ALLOWED);
+}
+
+#[tokio::test]
+async fn time_claims_are_enforced_with_leeway() {
+    let v = Verifier::hs256(SECRET);
+    let expired = hs(&json!({"exp": now() - LEEWAY_SECS - 60}));
+    assert_eq!(refusal(&v, &expired).await, "token expired");
+    assert!(check(&v, &hs(&json!({"exp": now() - 5}))).await.is_ok());
+    let early = hs(&json!({"exp": now() + 600, "nbf": now() + 300}));
+    assert_eq!(refusal(&v, &early).await, "token not yet valid");
+    let no_exp = hs(&json!({"sub": "x"}));
+    assert_eq!(refusal(&v, &no_exp).await, "missing exp claim");
+}
+
+#[tokio::test]
+async fn wrong_secret_is_a_bad_signature() {
+    let key = EncodingKey::from_secret(b"some other secret");
+    let token = sign(Algorithm::HS256, None, &key, &valid());
+    assert_eq!(
+        refusal(&Verifier::hs256(SECRET), &token).await,
+        "bad signature"
+    );
+}
+
+#[tokio::test]
+async fn alg_none_is_refused() {
+    let part = |v: Value| URL_SAFE_NO_PAD.encode(v.to_string());
+    let token = format!(
+        "{}.{}.",
+        part(json!({"alg": "none", "typ": "JWT"})),
+        part(valid())
+    );
+    assert_eq!(refusal(&Verifier::hs256(SECRET), &token).await, NOT_ALLOWED);
+    assert_eq!(refusal(&jwks_verifier().await, &token).await, NOT_ALLOWED);
+}
+
+#[tokio::test]
+async fn algorithms_outside_the_configured_keys_are_refused() {
+    let hs_only = Verifier::hs256(SECRET);
+    let hs384 = sign(
+        Algorithm::HS384,
+        None,
+        &EncodingKey::from_secret(SECRET),
+        &valid(),
+    );
+    assert_eq!(refusal(&hs_only, &hs384).await, NOT_ALLOWED);
+    assert_eq!(
+        refusal(&hs_only, &pem("rsa.pem", Some("rsa-1"), &valid())).await,
+        NOT_ALLOWED
+    );
+
+    let jwks_only = jwks_verifier().await;
+    assert_eq!(refusal(&jwks_only, &hs(&valid())).await, NOT_ALLOWED);
+    // Classic confusion: HMAC keyed with the public keys the verifier holds.
+    let public = EncodingKey::from_secret(&fixture("jwks.json"));
+    let confused = sign(Algorithm::HS256, Some("rsa-1"), &public, &valid());
+    assert_eq!(refusal(&jwks_only, &confused).await, NOT_ALLOWED);
+    for alg in [Algorithm::RS512, Algorithm::PS256] {
+        let token = sign(alg, Some("rsa-1"), &rsa(), &valid());
+        assert_eq!(refusal(&jwks_only, &token).await, NOT_ALLOWED, "{alg:?}");
+    }
+    let kid_of_other_alg = pem("ec.pem", Some("rsa-1"), &valid());
+    assert_eq!(refusal(&jwks_only, &kid_of_other_alg).await, NOT_ALLOWED);
+}
+
+#[tokio::test]
+async fn issuer_and_audience_are_checked_when_configured() {
+    let (issuer, audience) = (Some("https://idp.test".into()), Some("audit".into()));
+    let cfg = AuthConfig {
+        issuer,
+        audience,
+        ..config(true, None)
+    };
+    let v = Verifier::from_config(&cfg).await.unwrap();
+    let with = |iss: Value, aud: Value| hs(&json!({"exp": now() + 60, "iss": iss, "aud": aud}));
+    let good = with(json!("https://idp.test"), json!(["other", "audit"]));
+    assert!(check(&v, &good).await.is_ok());
+    let bad_iss = with(json!("https://evil.test"), json!("audit"));
+    assert_eq!(refusal(&v, &bad_iss).await, "wrong issuer");
+    let no_iss = hs(&json!({"exp": now() + 60, "aud": "audit"}));
+    assert_eq!(refusal(&v, &no_iss).await, "wrong issuer");
+    let bad_aud = with(json!("https://idp.test"), json!("other"));
+    assert_eq!(refusal(&v, &bad_aud).await, "wrong audience");
+    let no_aud = hs(&json!({"exp": now() + 60, "iss": "https://idp.test"}));
+    assert_eq!(refusal(&v, &no_aud).await, "wrong audience");
+
+    let unconfigured = Verifier::hs256(SECRET);
+    assert!(
+        check(&unconfigured, &with(json!("any"), json!(["x", "y"])))
+            .await
+            .is_ok()
+    );
+}
+
+#[tokio::test]
+async fn scopes_match_whole_words_and_merge_scope_with_scp() {
+    let v = Verifier::hs256(SECRET);
+    let near = hs(&json!({"exp": now() + 60, "scope": "audit:readx audit:writ"}));
+    let p = check(&v, &near).await.unwrap();
+    assert!(!p.has_scope("audit:read") && !p.has_scope("audit:write"));
+    assert!(p.has_scope("audit:readx"));
+
+    let scp = hs(&json!({"exp": now() + 60, "scp": ["audit:write"]}));
+    assert!(check(&v, &scp).await.unwrap().has_scope("audit:write"));
+    let both = hs(&json!({"exp": now() + 60, "scope": "a b", "scp": ["b", "c"]}));
+    assert_eq!(check(&v, &both).await.unwrap().scopes(), ["a", "b", "c"]);
+}
+
+#[tokio::test]
+async fn org_id_and_sub_claims() {
+    let v = Verifier::hs256(SECRET);
+    let p = check(&v, &hs(&json!({"exp": now() + 60}))).await.unwrap();
+    assert_eq!(
+        (p.subject.as_str(), p.org_id.as_deref(), p.scopes().len()),
+        ("", None, 0)
+    );
+    let empty = hs(&json!({"exp": now() + 60, "org_id": ""}));
+    assert_eq!(refusal(&v, &empty).await, "org_id claim must not be empty");
+    for odd in [json!(null), json!(7)] {
+        let token = hs(&json!({"exp": now() + 60, "org_id": odd}));
+        assert_eq!(refusal(&v, &token).await, "org_id claim must be a string");
+    }
+}
+
+#[tokio::test]
+async fn jwks_keys_verify_by_kid_and_without_kid() {
+    let v = jwks_verifier().await;
+    for (file, kid) in [
+        ("rsa.pem", "rsa-1"),
+        ("ec.pem", "ec-1"),
+        ("ed25519.pem", "ed-1"),
+    ] {
+        let claims = json!({"sub": kid, "exp": now() + 60, "org_id": "org-9"});
+        let p = check(&v, &pem(file, Some(kid), &claims)).await.unwrap();
+        assert_eq!(
+            (p.subject.as_str(), p.org_id.as_deref()),
+            (kid, Some("org-9"))
+        );
+        // One key per algorithm in the set, so a kid-less token is unambiguous.
+        assert!(
+            check(&v, &pem(file, None, &claims)).await.is_ok(),
+            "{file} without kid"
+        );
+    }
+}
+
+#[tokio::test]
+async fn unknown_kid_and_foreign_key_are_refused() {
+    let v = jwks_verifier().await;
+    let unknown = pem("rsa.pem", Some("rsa-2"), &valid());
+    assert_eq!(refusal(&v, &unknown).await, "unknown key id");
+    let forged = pem("rsa-other.pem", Some("rsa-1"), &valid());
+    assert_eq!(refusal(&v, &forged).await, "bad signature");
+}
+
+#[tokio::test]
+async fn secret_and_jwks_work_together() {
+    let v = verifier(true, Some(format!("file://{KEYS}/jwks.json")))
+        .await
+        .unwrap();
+    assert!(check(&v, &hs(&valid())).await.is_ok());
+    assert!(
+        check(&v, &pem("rsa.pem", Some("rsa-1"), &valid()))
+            .await
+            .is_ok()
+    );
+    assert!(!format!("{v:?}").contains("unit-test-secret"));
+}
+
+#[tokio::test]
+async fn authorization_header_parsing() {
+    let v = Verifier::hs256(SECRET);
+    let token = hs(&valid());
+    for scheme in ["Bearer", "bearer", "BEARER", "bEaReR"] {
+        let header = format!("{scheme}  {token} ");
+        assert!(v.verify_header(Some(&header)).await.is_ok(), "{scheme}");
+    }
+    for missing in [None, Some(""), Some("  "), Some("Bearer"), Some("Bearer  ")] {
+        let result = v.verify_header(missing).await;
+        assert!(matches!(result, Err(AuthError::Missing)), "{missing:?}");
+    }
+    for other in [
+        format!("Basic {token}"),
+        format!("Token {token}"),
+        token.clone(),
+    ] {
+        let result = v.verify_header(Some(&other)).await;
+        assert!(matches!(result, Err(AuthError::Invalid(_))), "{other}");
+    }
+    let huge = "x".repeat(MAX_TOKEN_BYTES + 1);
+    for junk in ["abc", "a.b.c.d", "a.b.c", "e30.e30.", &huge] {
+        assert_eq!(refusal(&v, junk).await, "malformed token", "{junk}");
+    }
+    let mut header = Header::new(Algorithm::HS256);
+    header.crit = Some(vec!["exp".into()]);
+    let crit = jsonwebtoken::encode(&header, &valid(), &EncodingKey::from_secret(SECRET));
+    assert_eq!(
+        refusal(&v, &crit.unwrap()).await,
+        "unsupported critical header"
+    );
+}
+
+#[tokio::test]
+async fn from_config_refuses_unusable_settings() {
+    assert!(Verifier::from_config(&AuthConfig::default()).await.is_err());
+    let (jwt_secret, jwks_url) = (Some(" ".into()), Some("".into()));
+    let blank = AuthConfig {
+        jwt_secret,
+        jwks_url,
+        ..AuthConfig::default()
+    };
+    assert!(Verifier::from_config(&blank).await.is_err());
+    let not_a_set = format!("{KEYS}/rsa.pem");
+    for url in [
+        "http://idp.example/jwks",
+        "http://127.0.0.1:1/jwks",
+        "/nonexistent",
+        &not_a_set,
+    ] {
+        assert!(verifier(false, Some(url.into())).await.is_err(), "{url}");
+    }
+}
+
+#[tokio::test]
+async fn jwks_over_loopback_http() {
+    let server = serve(String::from_utf8(fixture("jwks.json")).unwrap()).await;
+    let v = verifier(false, Some(server.url.clone())).await.unwrap();
+    assert!(
+        check(&v, &pem("ec.pem", Some("ec-1"), &valid()))
+            .await
+            .is_ok()
+    );
+    assert_eq!(server.hits(), 1);
+}
+
+#[tokio::test]
+async fn unknown_kid_refreshes_at_most_once_per_interval() {
+    let server = serve(jwks_subset(&["rsa-1"])).await;
+    let cfg = config(false, Some(server.url.clone()));
+    let throttled = Verifier::from_config(&cfg).await.unwrap();
+    let unknown = pem("rsa.pem", Some("rsa-2"), &valid());
+    for _ in 0..5 {
+        assert_eq!(refusal(&throttled, &unknown).await, "unknown key id");
+    }
+    assert_eq!(server.hits(), 1, "start-up fetch only");
+
+    let eager = Verifier::from_config_with(&cfg, Duration::ZERO)
+        .await
+        .unwrap();
+    *server.reply.lock().unwrap() = (200, jwks_subset(&["rsa-1", "ed-1"]));
+    assert!(
+        check(&eager, &pem("ed25519.pem", Some("ed-1"), &valid()))
+            .await
+            .is_ok()
+    );
+    assert_eq!(server.hits(), 3);
+}
+
+#[tokio::test]
+async fn failed_refresh_keeps_the_old_keys() {
+    let server = serve(jwks_subset(&["rsa-1"])).await;
+    let cfg = config(false, Some(server.url.clone()));
+    let v = Verifier::from_config_with(&cfg, Duration::ZERO)
+        .await
+        .unwrap();
+    *server.reply.lock().unwrap() = (500, "oops".into());
+    assert_eq!(
+        refusal(&v, &pem("rsa.pem", Some("rsa-2"), &valid())).await,
+        "unknown key id"
+    );
+    assert_eq!(server.hits(), 2);
+    assert!(
+        check(&v, &pem("rsa.pem", Some("rsa-1"), &valid()))
+            .await
+            .is_ok()
+    );
+}

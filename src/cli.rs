@@ -1,0 +1,127 @@
+//! The command line: `serve` (every setting also an environment variable) and
+//! `token` (mint a development token with the configured HS256 secret).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::auth::AuthConfig;
+use crate::config::{AuthSettings, Config, DEFAULT_MAX_REQUEST_BYTES};
+
+#[derive(Debug, Parser)]
+#[command(name = "audit-service", version, about = "Audit-log service: gRPC, gRPC-web and REST/JSON on one port")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server.
+    Serve(ServeArgs),
+    /// Print a signed HS256 token for development and scripts.
+    Token(TokenArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on: gRPC, gRPC-web and REST share it.
+    #[arg(long, env = "AUDIT_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// `sqlite://PATH` (created if missing).
+    #[arg(long, env = "AUDIT_DATABASE_URL", default_value = "sqlite://audit.db")]
+    pub database_url: String,
+    /// HS256 shared secret that verifies tokens.
+    #[arg(long, env = "AUDIT_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+    /// JWKS for RS256/ES256/EdDSA tokens: a file path or an https URL.
+    #[arg(long, env = "AUDIT_JWKS_URL")]
+    pub jwks_url: Option<String>,
+    /// Required `iss` claim.
+    #[arg(long, env = "AUDIT_JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+    /// Required `aud` claim.
+    #[arg(long, env = "AUDIT_JWT_AUDIENCE")]
+    pub jwt_audience: Option<String>,
+    /// Browser origins allowed by CORS, comma-separated (e.g. `https://admin.example.com`).
+    #[arg(long, env = "AUDIT_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
+    /// Largest gRPC message or REST body, in bytes.
+    #[arg(long, env = "AUDIT_MAX_REQUEST_BYTES", default_value_t = DEFAULT_MAX_REQUEST_BYTES)]
+    pub max_request_bytes: usize,
+    /// Seconds in-flight requests may take to finish after SIGTERM.
+    #[arg(long, env = "AUDIT_DRAIN_TIMEOUT_SECS", default_value_t = 20)]
+    pub drain_timeout_secs: u64,
+    /// Log lines as `json` or `pretty` text; level from RUST_LOG.
+    #[arg(long, env = "AUDIT_LOG_FORMAT", default_value = "pretty", value_parser = ["json", "pretty"])]
+    pub log_format: String,
+    /// Demo mode: a generated signing key (unless AUDIT_JWT_SECRET is set), seeded
+    /// demo events when the database is empty, and ready-to-paste commands.
+    #[arg(long)]
+    pub demo: bool,
+}
+
+impl ServeArgs {
+    /// The server settings, and the demo secret when in demo mode.
+    pub fn config(&self) -> anyhow::Result<Config> {
+        let auth = if self.demo {
+            let secret = match &self.jwt_secret {
+                Some(secret) => secret.as_bytes().to_vec(),
+                None => rand::random::<[u8; 32]>().to_vec(),
+            };
+            AuthSettings::Demo { secret }
+        } else {
+            if self.jwt_secret.is_none() && self.jwks_url.is_none() {
+                anyhow::bail!("no token key configured: set AUDIT_JWT_SECRET or AUDIT_JWKS_URL (or run with --demo)");
+            }
+            if self.jwt_secret.as_deref().is_some_and(|s| s.len() < 32) {
+                anyhow::bail!("AUDIT_JWT_SECRET must be at least 32 bytes");
+            }
+            AuthSettings::Keys(AuthConfig {
+                jwt_secret: self.jwt_secret.clone(),
+                jwks_url: self.jwks_url.clone(),
+                issuer: self.jwt_issuer.clone(),
+                audience: self.jwt_audience.clone(),
+            })
+        };
+        let mut config = Config::new(self.database_url.clone(), auth);
+        config.cors_origins = self.cors_origins.iter().map(|o| o.trim().to_owned()).filter(|o| !o.is_empty()).collect();
+        config.max_request_bytes = self.max_request_bytes;
+        config.drain_timeout = Duration::from_secs(self.drain_timeout_secs);
+        Ok(config)
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    /// Scopes to grant, e.g. `--scope audit:read --scope audit:write`.
+    #[arg(long = "scope", required = true)]
+    pub scopes: Vec<String>,
+    /// Confine the token to one organization; without it the token is platform-wide.
+    #[arg(long)]
+    pub org: Option<String>,
+    /// Lifetime, e.g. `15m`, `1h`, `7d`.
+    #[arg(long, default_value = "1h", value_parser = parse_ttl)]
+    pub ttl: Duration,
+    /// The `sub` claim.
+    #[arg(long, default_value = "dev-cli")]
+    pub subject: String,
+    /// The HS256 secret the server verifies with.
+    #[arg(long, env = "AUDIT_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: String,
+}
+
+fn parse_ttl(text: &str) -> Result<Duration, String> {
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number.parse().map_err(|_| format!("{text:?} is not like 15m, 1h or 7d"))?;
+    let seconds = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("{text:?}: unit must be s, m, h or d")),
+    };
+    Ok(Duration::from_secs(number.saturating_mul(seconds)))
+}

@@ -1,0 +1,42 @@
+//! Settings of a running server, whatever set them (flags, environment, tests).
+
+use std::time::Duration;
+
+use crate::auth::AuthConfig;
+
+/// Largest gRPC message or REST body accepted, in bytes. A full batch of 1000
+/// events with large details stays under it.
+pub const DEFAULT_MAX_REQUEST_BYTES: usize = 8 * 1024 * 1024;
+/// How long in-flight requests may run on after SIGTERM.
+pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Where the keys that verify bearer tokens come from.
+#[derive(Debug, Clone)]
+pub enum AuthSettings {
+    /// Configured keys: a shared secret and/or a JWKS.
+    Keys(AuthConfig),
+    /// Demo mode: a key generated at start, HS256 only.
+    Demo { secret: Vec<u8> },
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub database_url: String,
+    pub auth: AuthSettings,
+    /// Browser origins allowed by CORS; empty allows none.
+    pub cors_origins: Vec<String>,
+    pub max_request_bytes: usize,
+    pub drain_timeout: Duration,
+}
+
+impl Config {
+    pub fn new(database_url: impl Into<String>, auth: AuthSettings) -> Self {
+        Self {
+            database_url: database_url.into(),
+            auth,
+            cors_origins: Vec::new(),
+            max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
+            drain_timeout: DEFAULT_DRAIN_TIMEOUT,
+        }
+    }
+}

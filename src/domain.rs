@@ -1,0 +1,10 @@
+//! Domain types of the audit log: built from proto messages by `TryFrom`, so a
+//! value that exists is valid, and nothing past this module sees proto types.
+
+mod event;
+mod summary;
+mod time;
+
+pub use event::{Action, EventBatch, MAX_BATCH_EVENTS, NewEvent, OrgId, Outcome};
+pub use summary::{ActionCount, OrgScope, SummaryQuery, SummaryRequest};
+pub use time::{TimeRange, UnixNanos};

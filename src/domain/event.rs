@@ -1,0 +1,254 @@
+//! Audit events as the service accepts them: every rule of a valid event lives here.
+
+use std::net::IpAddr;
+
+use super::time::UnixNanos;
+use crate::error::{Error, FieldViolation};
+use crate::proto::audit as pb;
+
+/// Largest batch `BatchCreateEvents` takes; larger ones are refused whole.
+pub const MAX_BATCH_EVENTS: usize = 1000;
+/// Events must lie in [1970-01-01, 2200-01-01): older or later is a client bug.
+const EARLIEST_EVENT_NANOS: i64 = 0;
+const LATEST_EVENT_NANOS: i64 = 7_258_118_400 * 1_000_000_000;
+const MAX_ID_LEN: usize = 128;
+const MAX_ORG_LEN: usize = 128;
+const MAX_ACTION_LEN: usize = 128;
+const MAX_REF_LEN: usize = 256;
+const MAX_USER_AGENT_LEN: usize = 1024;
+const MAX_DETAILS_BYTES: usize = 16 * 1024;
+/// Violations reported per refused batch; past this the client has a systematic bug.
+const MAX_REPORTED_VIOLATIONS: usize = 20;
+
+/// A tenant id: 1-128 printable ASCII characters, no spaces.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct OrgId(String);
+
+impl OrgId {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        if raw.is_empty() {
+            return Err("must not be empty".into());
+        }
+        if raw.len() > MAX_ORG_LEN {
+            return Err(format!("must be at most {MAX_ORG_LEN} characters"));
+        }
+        if !raw.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err("must be printable ASCII without spaces".into());
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for OrgId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// `{resource}.{verb}`: two or more dot-separated segments of `[a-z][a-z0-9_]*`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Action(String);
+
+impl Action {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let segment_ok = |s: &str| {
+            let mut bytes = s.bytes();
+            matches!(bytes.next(), Some(b'a'..=b'z'))
+                && bytes.all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_'))
+        };
+        if raw.is_empty() {
+            return Err("must not be empty".into());
+        }
+        if raw.len() > MAX_ACTION_LEN {
+            return Err(format!("must be at most {MAX_ACTION_LEN} characters"));
+        }
+        if raw.split('.').count() < 2 || !raw.split('.').all(segment_ok) {
+            return Err(r#"must look like "resource.verb": lowercase segments of [a-z0-9_] joined by dots"#.into());
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Success,
+    Failure,
+}
+
+impl Outcome {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        match raw {
+            "success" => Ok(Self::Success),
+            "failure" => Ok(Self::Failure),
+            _ => Err(r#"must be "success" or "failure""#.into()),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Success => "success",
+            Self::Failure => "failure",
+        }
+    }
+}
+
+/// A valid event, ready to store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEvent {
+    pub id: String,
+    pub timestamp: UnixNanos,
+    pub organization_id: OrgId,
+    pub action: Action,
+    pub outcome: Outcome,
+    pub actor_type: String,
+    pub actor_id: String,
+    pub target_type: String,
+    pub target_id: String,
+    pub ip: Option<IpAddr>,
+    pub user_agent: String,
+    /// `details` as a JSON object, when the caller sent any.
+    pub details_json: Option<String>,
+}
+
+/// A non-empty batch of valid events, at most [`MAX_BATCH_EVENTS`].
+#[derive(Debug, Clone)]
+pub struct EventBatch(Vec<NewEvent>);
+
+impl EventBatch {
+    pub fn events(&self) -> &[NewEvent] {
+        &self.0
+    }
+}
+
+impl TryFrom<pb::BatchCreateEventsRequest> for EventBatch {
+    type Error = Error;
+
+    fn try_from(request: pb::BatchCreateEventsRequest) -> Result<Self, Error> {
+        if request.events.is_empty() {
+            return Err(Error::invalid("events", "must hold at least one event"));
+        }
+        if request.events.len() > MAX_BATCH_EVENTS {
+            return Err(Error::invalid(
+                "events",
+                format!("holds {} events; a batch takes at most {MAX_BATCH_EVENTS}", request.events.len()),
+            ));
+        }
+        let mut violations = Vec::new();
+        let mut events = Vec::with_capacity(request.events.len());
+        for (index, event) in request.events.into_iter().enumerate() {
+            match parse_event(event) {
+                Ok(event) => events.push(event),
+                Err(errors) => violations.extend(
+                    errors.into_iter().map(|(field, description)| FieldViolation::new(format!("events[{index}].{field}"), description)),
+                ),
+            }
+        }
+        if violations.is_empty() {
+            return Ok(Self(events));
+        }
+        let total = violations.len();
+        violations.truncate(MAX_REPORTED_VIOLATIONS);
+        let first = &violations[0];
+        let more = if total > 1 { format!(" (and {} more)", total - 1) } else { String::new() };
+        Err(Error::InvalidArgument {
+            message: format!("batch refused, nothing stored: {} {}{more}", first.field, first.description),
+            violations,
+        })
+    }
+}
+
+type Violations = Vec<(&'static str, String)>;
+
+fn parse_event(event: pb::AuditEvent) -> Result<NewEvent, Violations> {
+    let mut errors: Violations = Vec::new();
+    let mut check = |field: &'static str, result: Result<(), String>| {
+        if let Err(description) = result {
+            errors.push((field, description));
+        }
+    };
+    let id = if event.id.is_empty() { uuid::Uuid::now_v7().to_string() } else { event.id };
+    check("id", bounded_printable(&id, MAX_ID_LEN));
+    let timestamp = match event.timestamp.as_ref().map(UnixNanos::from_timestamp) {
+        None => Err("is required".to_owned()),
+        Some(Some(ts)) if (EARLIEST_EVENT_NANOS..LATEST_EVENT_NANOS).contains(&ts.get()) => Ok(ts),
+        Some(_) => Err("must lie between 1970-01-01T00:00:00Z and 2200-01-01T00:00:00Z".to_owned()),
+    };
+    let organization_id = OrgId::parse(&event.organization_id);
+    let action = Action::parse(&event.action);
+    let outcome = Outcome::parse(&event.result);
+    let actor = event.actor.unwrap_or_default();
+    let target = event.target.unwrap_or_default();
+    check("actor.type", bounded_printable(&actor.r#type, MAX_REF_LEN));
+    check("actor.id", bounded_printable(&actor.id, MAX_REF_LEN));
+    check("target.type", bounded_printable(&target.r#type, MAX_REF_LEN));
+    check("target.id", bounded_printable(&target.id, MAX_REF_LEN));
+    let ip = match event.ip.as_str() {
+        "" => Ok(None),
+        raw => raw.parse::<IpAddr>().map(Some).map_err(|_| "must be an IPv4 or IPv6 address".to_owned()),
+    };
+    check(
+        "user_agent",
+        if event.user_agent.len() > MAX_USER_AGENT_LEN || event.user_agent.chars().any(char::is_control) {
+            Err(format!("must be at most {MAX_USER_AGENT_LEN} bytes without control characters"))
+        } else {
+            Ok(())
+        },
+    );
+    let details_json = match event.details {
+        None => Ok(None),
+        Some(details) => match serde_json::to_string(&details) {
+            Ok(json) if json.len() <= MAX_DETAILS_BYTES => Ok(Some(json)),
+            Ok(_) => Err(format!("must be at most {MAX_DETAILS_BYTES} bytes as JSON")),
+            Err(e) => Err(format!("is not representable as JSON: {e}")),
+        },
+    };
+    match (timestamp, organization_id, action, outcome, ip, details_json) {
+        (Ok(timestamp), Ok(organization_id), Ok(action), Ok(outcome), Ok(ip), Ok(details_json)) if errors.is_empty() => {
+            Ok(NewEvent {
+                id,
+                timestamp,
+                organization_id,
+                action,
+                outcome,
+                actor_type: actor.r#type,
+                actor_id: actor.id,
+                target_type: target.r#type,
+                target_id: target.id,
+                ip,
+                user_agent: event.user_agent,
+                details_json,
+            })
+        }
+        (timestamp, organization_id, action, outcome, ip, details_json) => {
+            let mut all = Vec::new();
+            let mut note = |field: &'static str, r: Result<(), String>| {
+                if let Err(e) = r {
+                    all.push((field, e));
+                }
+            };
+            note("timestamp", timestamp.map(drop));
+            note("organization_id", organization_id.map(drop));
+            note("action", action.map(drop));
+            note("result", outcome.map(drop));
+            note("ip", ip.map(drop));
+            note("details", details_json.map(drop));
+            all.extend(errors);
+            Err(all)
+        }
+    }
+}
+
+fn bounded_printable(value: &str, max: usize) -> Result<(), String> {
+    if value.len() > max || value.chars().any(char::is_control) {
+        return Err(format!("must be at most {max} bytes without control characters"));
+    }
+    Ok(())
+}

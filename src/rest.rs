@@ -1,0 +1,254 @@
+//! REST/JSON transcoding driven by the `google.api.http` annotations in the
+//! descriptor set: a route per annotated RPC, built once at start-up; each request
+//! becomes the RPC's protobuf message and goes, in process, through the same gRPC
+//! stack (auth, tracing, service) as a native call.
+
+mod binding;
+mod grpc_call;
+mod template;
+
+use std::collections::HashSet;
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request, Response, StatusCode, header};
+use prost::Message;
+use prost_reflect::{DescriptorPool, DynamicMessage, Kind, MessageDescriptor, SerializeOptions, Value};
+
+pub use grpc_call::GrpcService;
+use template::PathTemplate;
+
+use crate::error::{Error, status_to_http};
+
+/// How the HTTP body maps onto the request message.
+#[derive(Debug, Clone)]
+enum BodyRule {
+    None,
+    /// `body: "*"`: the whole request; no query parameters.
+    Whole,
+    /// `body: "field"`: that top-level field.
+    Field(String),
+}
+
+#[derive(Debug, Clone)]
+struct Route {
+    method: Method,
+    template: PathTemplate,
+    body: BodyRule,
+    /// Top-level request fields set by the path or the body; the query may not set them.
+    bound_fields: HashSet<String>,
+    /// Response field that is the whole HTTP body, if the rule names one.
+    response_body: Option<String>,
+    grpc_path: String,
+    input: MessageDescriptor,
+    output: MessageDescriptor,
+}
+
+/// The REST routes of every annotated RPC, and the gRPC stack they call.
+#[derive(Clone)]
+pub struct RestGateway {
+    routes: std::sync::Arc<Vec<Route>>,
+    grpc: GrpcService,
+}
+
+impl RestGateway {
+    /// Reads every `google.api.http` rule (with its additional bindings) of the
+    /// services in `pool`. A malformed rule stops start-up: a route that silently
+    /// went missing would be worse.
+    pub fn from_descriptors(pool: &DescriptorPool, grpc: GrpcService) -> anyhow::Result<Self> {
+        let http = pool
+            .get_extension_by_name("google.api.http")
+            .ok_or_else(|| anyhow::anyhow!("descriptor set lacks google.api.http"))?;
+        let mut routes = Vec::new();
+        for service in pool.services() {
+            for method in service.methods() {
+                let options = method.options();
+                if !options.has_extension(&http) {
+                    continue;
+                }
+                let Value::Message(rule) = options.get_extension(&http).into_owned() else { continue };
+                if method.is_client_streaming() || method.is_server_streaming() {
+                    anyhow::bail!("{}: streaming RPCs cannot be mapped to REST", method.full_name());
+                }
+                let grpc_path = format!("/{}/{}", service.full_name(), method.name());
+                let mut rules = vec![rule.clone()];
+                if let Some(Value::List(more)) = rule.get_field_by_name("additional_bindings").map(|v| v.into_owned()) {
+                    rules.extend(more.into_iter().filter_map(|v| match v {
+                        Value::Message(m) => Some(m),
+                        _ => None,
+                    }));
+                }
+                for rule in rules {
+                    let route = route_of(&rule, &grpc_path, method.input(), method.output())
+                        .map_err(|e| anyhow::anyhow!("{}: {e}", method.full_name()))?;
+                    routes.push(route);
+                }
+            }
+        }
+        Ok(Self { routes: std::sync::Arc::new(routes), grpc })
+    }
+
+    /// `(HTTP method, path template)` of every route, for logs and docs.
+    pub fn routes(&self) -> impl Iterator<Item = (&Method, &str)> {
+        self.routes.iter().map(|r| (&r.method, r.template.as_str()))
+    }
+
+    /// The route template a request would take, for span and log labels.
+    pub fn route_label(&self, method: &Method, path: &str) -> Option<&str> {
+        self.routes.iter().find(|r| r.method == method && r.template.matches(path).is_some()).map(|r| r.template.as_str())
+    }
+
+    /// Serves one REST request whose body was already read.
+    pub async fn handle(&self, request: Request<Bytes>) -> Response<Bytes> {
+        let (parts, body) = request.into_parts();
+        let path = parts.uri.path();
+        let mut allowed = Vec::new();
+        for route in self.routes.iter() {
+            let Some(bindings) = route.template.matches(path) else { continue };
+            if route.method != parts.method {
+                allowed.push(route.method.clone());
+                continue;
+            }
+            let query = parts.uri.query().unwrap_or("");
+            return match self.call(route, bindings, query, &parts.headers, &body).await {
+                Ok(response) => response,
+                Err(error) => error.to_http(),
+            };
+        }
+        if allowed.is_empty() {
+            Error::RouteNotFound { path: path.to_owned() }.to_http()
+        } else {
+            allowed.dedup();
+            Error::MethodNotAllowed { allow: allowed }.to_http()
+        }
+    }
+
+    async fn call(
+        &self,
+        route: &Route,
+        bindings: Vec<(String, String)>,
+        query: &str,
+        headers: &HeaderMap,
+        body: &Bytes,
+    ) -> Result<Response<Bytes>, Error> {
+        let mut message = request_body(route, body)?;
+        for (field_path, value) in &bindings {
+            binding::set_path(&mut message, field_path, value)?;
+        }
+        let bound = binding::Bound { whole_body: matches!(route.body, BodyRule::Whole), fields: &route.bound_fields };
+        binding::bind_query(&mut message, query, &bound)?;
+
+        let reply = match grpc_call::unary(&self.grpc, &route.grpc_path, headers, message.encode_to_vec()).await {
+            Ok(reply) => reply,
+            Err(status) => return Ok(status_to_http(&status)),
+        };
+        let reply = DynamicMessage::decode(route.output.clone(), reply)
+            .map_err(|e| anyhow::anyhow!("undecodable reply of {}: {e}", route.grpc_path))?;
+        let json = response_json(&reply, route.response_body.as_deref())?;
+        let mut response = Response::new(Bytes::from(json));
+        *response.status_mut() = StatusCode::OK;
+        response.headers_mut().insert(header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+        Ok(response)
+    }
+}
+
+fn route_of(rule: &DynamicMessage, grpc_path: &str, input: MessageDescriptor, output: MessageDescriptor) -> Result<Route, String> {
+    let text = |name: &str| match rule.get_field_by_name(name).map(|v| v.into_owned()) {
+        Some(Value::String(s)) => s,
+        _ => String::new(),
+    };
+    let (method, template) = ["get", "put", "post", "delete", "patch"]
+        .iter()
+        .find(|verb| rule.has_field_by_name(verb))
+        .map(|verb| (verb.to_uppercase(), text(verb)))
+        .or_else(|| match rule.get_field_by_name("custom").map(|v| v.into_owned()) {
+            Some(Value::Message(custom)) => {
+                let field = |n: &str| match custom.get_field_by_name(n).map(|v| v.into_owned()) {
+                    Some(Value::String(s)) => s,
+                    _ => String::new(),
+                };
+                Some((field("kind"), field("path")))
+            }
+            _ => None,
+        })
+        .ok_or("http rule without a pattern")?;
+    let method = Method::from_bytes(method.as_bytes()).map_err(|e| e.to_string())?;
+    let template = PathTemplate::parse(&template)?;
+    let mut bound_fields = HashSet::new();
+    for field_path in template.variable_fields() {
+        check_path(&input, field_path)?;
+        bound_fields.insert(field_path.split('.').next().unwrap_or_default().to_owned());
+    }
+    let body = match text("body").as_str() {
+        "" => BodyRule::None,
+        "*" => BodyRule::Whole,
+        field => {
+            input.get_field_by_name(field).ok_or_else(|| format!("body field {field:?} is not in {}", input.name()))?;
+            bound_fields.insert(field.to_owned());
+            BodyRule::Field(field.to_owned())
+        }
+    };
+    let response_body = match text("response_body").as_str() {
+        "" => None,
+        field => match output.get_field_by_name(field).map(|f| f.kind()) {
+            Some(Kind::Message(_)) => Some(field.to_owned()),
+            _ => return Err(format!("response_body {field:?} must name a message field of {}", output.name())),
+        },
+    };
+    Ok(Route { method, template, body, bound_fields, response_body, grpc_path: grpc_path.to_owned(), input, output })
+}
+
+fn check_path(input: &MessageDescriptor, path: &str) -> Result<(), String> {
+    let mut current = input.clone();
+    let mut names = path.split('.').peekable();
+    while let Some(name) = names.next() {
+        let field = current.get_field_by_name(name).ok_or_else(|| format!("path variable {path:?} is not a field"))?;
+        match (field.kind(), names.peek()) {
+            (_, None) => return Ok(()),
+            (Kind::Message(inner), Some(_)) => current = inner,
+            (_, Some(_)) => return Err(format!("path variable {path:?} goes through a non-message field")),
+        }
+    }
+    Ok(())
+}
+
+fn request_body(route: &Route, body: &Bytes) -> Result<DynamicMessage, Error> {
+    let json_error = |e: serde_json::Error| Error::invalid("body", format!("is not valid JSON for this request: {e}"));
+    let options = prost_reflect::DeserializeOptions::new().deny_unknown_fields(true);
+    match &route.body {
+        BodyRule::None if body.is_empty() => Ok(DynamicMessage::new(route.input.clone())),
+        BodyRule::None => Err(Error::invalid("body", "must be empty on this route")),
+        BodyRule::Whole => {
+            let source: &[u8] = if body.is_empty() { b"{}" } else { body };
+            let mut deserializer = serde_json::Deserializer::from_slice(source);
+            let message = DynamicMessage::deserialize_with_options(route.input.clone(), &mut deserializer, &options)
+                .map_err(json_error)?;
+            deserializer.end().map_err(json_error)?;
+            Ok(message)
+        }
+        BodyRule::Field(field) => {
+            let value: serde_json::Value = serde_json::from_slice(body).map_err(json_error)?;
+            let wrapped = serde_json::json!({ field.as_str(): value });
+            DynamicMessage::deserialize_with_options(route.input.clone(), wrapped, &options).map_err(json_error)
+        }
+    }
+}
+
+/// Proto3 JSON with the contract's choices: proto field names, 64-bit integers
+/// as JSON numbers, and every field present even at its default value.
+fn response_json(reply: &DynamicMessage, response_body: Option<&str>) -> Result<Vec<u8>, Error> {
+    let options = SerializeOptions::new()
+        .use_proto_field_name(true)
+        .stringify_64_bit_integers(false)
+        .skip_default_fields(false);
+    let body = match response_body.and_then(|field| reply.get_field_by_name(field)) {
+        Some(value) => match value.into_owned() {
+            Value::Message(inner) => inner,
+            _ => reply.clone(),
+        },
+        None => reply.clone(),
+    };
+    let mut out = Vec::with_capacity(256);
+    body.serialize_with_options(&mut serde_json::Serializer::new(&mut out), &options)
+        .map_err(|e| anyhow::anyhow!("cannot write reply as JSON: {e}"))?;
+    Ok(out)
+}

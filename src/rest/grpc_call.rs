@@ -1,0 +1,69 @@
+//! One unary gRPC call made in process: frame the message, run it through the
+//! gRPC tower stack, read the single reply frame and the status trailers.
+
+use std::convert::Infallible;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use http::{HeaderMap, HeaderValue, Request, Response, header};
+use http_body_util::BodyExt;
+use tower::ServiceExt;
+
+/// The gRPC stack as REST and gRPC-web see it.
+pub type GrpcService = tower::util::BoxCloneSyncService<Request<tonic::body::Body>, Response<tonic::body::Body>, Infallible>;
+
+/// Request headers that belong to the HTTP hop, not to the RPC.
+fn forwardable(name: &header::HeaderName) -> bool {
+    !matches!(
+        name.as_str(),
+        "content-type" | "content-length" | "transfer-encoding" | "connection" | "keep-alive" | "te" | "upgrade"
+            | "host" | "accept-encoding" | "content-encoding" | "proxy-connection"
+    ) && !name.as_str().starts_with("grpc-")
+}
+
+pub async fn unary(grpc: &GrpcService, path: &str, headers: &HeaderMap, message: Vec<u8>) -> Result<Bytes, tonic::Status> {
+    let mut frame = BytesMut::with_capacity(5 + message.len());
+    frame.put_u8(0);
+    frame.put_u32(u32::try_from(message.len()).map_err(|_| tonic::Status::resource_exhausted("request too large"))?);
+    frame.put_slice(&message);
+
+    let mut request = Request::new(tonic::body::Body::new(http_body_util::Full::new(frame.freeze())));
+    *request.method_mut() = http::Method::POST;
+    *request.uri_mut() = path.parse().map_err(|_| tonic::Status::internal("bad route path"))?;
+    *request.version_mut() = http::Version::HTTP_2;
+    let forwarded = request.headers_mut();
+    for (name, value) in headers.iter().filter(|(name, _)| forwardable(name)) {
+        forwarded.append(name.clone(), value.clone());
+    }
+    forwarded.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+    forwarded.insert(header::TE, HeaderValue::from_static("trailers"));
+
+    let Ok(response) = grpc.clone().oneshot(request).await;
+    let (parts, body) = response.into_parts();
+    if let Some(status) = tonic::Status::from_header_map(&parts.headers) {
+        if status.code() != tonic::Code::Ok {
+            return Err(status);
+        }
+    }
+    let collected = body.collect().await.map_err(|e| {
+        tracing::error!(error = %e, "in-process grpc reply failed");
+        tonic::Status::internal("internal error")
+    })?;
+    let trailers = collected.trailers().cloned().unwrap_or_default();
+    let mut data = collected.to_bytes();
+    match tonic::Status::from_header_map(&trailers) {
+        Some(status) if status.code() != tonic::Code::Ok => return Err(status),
+        Some(_) => {}
+        None => return Err(tonic::Status::internal("internal error")),
+    }
+    if data.len() < 5 || data[0] != 0 {
+        tracing::error!(len = data.len(), "in-process grpc reply is not one uncompressed frame");
+        return Err(tonic::Status::internal("internal error"));
+    }
+    data.advance(1);
+    let len = data.get_u32() as usize;
+    if data.len() != len {
+        tracing::error!(expected = len, got = data.len(), "in-process grpc reply frame length mismatch");
+        return Err(tonic::Status::internal("internal error"));
+    }
+    Ok(data)
+}

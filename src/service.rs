@@ -1,0 +1,88 @@
+//! The audit service's business rules: tenancy, ordering, and the calls into the
+//! store. Adapters (gRPC, and through it gRPC-web and REST) only translate.
+
+use tracing::instrument;
+
+use crate::auth::Principal;
+use crate::domain::{ActionCount, EventBatch, OrgScope, SummaryQuery, SummaryRequest};
+use crate::error::Error;
+use crate::store::{AppendOutcome, DynStore, StoreError};
+
+/// Scope of the read RPCs.
+pub const READ_SCOPE: &str = "audit:read";
+/// Scope of the write RPCs.
+pub const WRITE_SCOPE: &str = "audit:write";
+
+#[derive(Clone)]
+pub struct AuditService {
+    store: DynStore,
+}
+
+impl AuditService {
+    pub fn new(store: DynStore) -> Self {
+        Self { store }
+    }
+
+    pub fn store(&self) -> &DynStore {
+        &self.store
+    }
+
+    /// Per-action counts, ordered by count descending then action ascending.
+    #[instrument(name = "audit.summarize", skip_all, fields(org = tracing::field::Empty, enduser.id = %principal.subject))]
+    pub async fn summarize(&self, principal: &Principal, request: SummaryRequest) -> Result<Vec<ActionCount>, Error> {
+        let scope = match (&principal.org_id, request.organization_id) {
+            (None, None) => OrgScope::All,
+            (None, Some(asked)) => OrgScope::One(asked),
+            (Some(own), None) => OrgScope::One(own_org(own)?),
+            (Some(own), Some(asked)) if own == asked.as_str() => OrgScope::One(asked),
+            (Some(_), Some(_)) => return Err(other_tenant(READ_SCOPE, "organization_id names another organization")),
+        };
+        if let OrgScope::One(org) = &scope {
+            tracing::Span::current().record("org", org.as_str());
+        }
+        let query = SummaryQuery { range: request.range, scope };
+        let mut buckets = self.store.summarize(&query).await.map_err(store_error)?;
+        buckets.sort_unstable_by(|a, b| b.count.cmp(&a.count).then_with(|| a.action.cmp(&b.action)));
+        Ok(buckets)
+    }
+
+    /// Appends a batch atomically; every event must belong to the caller's tenant.
+    #[instrument(name = "audit.append", skip_all, fields(events = batch.events().len(), enduser.id = %principal.subject))]
+    pub async fn append(&self, principal: &Principal, batch: EventBatch) -> Result<AppendOutcome, Error> {
+        if let Some(own) = &principal.org_id {
+            let foreign = batch.events().iter().position(|event| event.organization_id.as_str() != own);
+            if let Some(index) = foreign {
+                return Err(other_tenant(
+                    WRITE_SCOPE,
+                    &format!("events[{index}].organization_id names another organization; batch refused, nothing stored"),
+                ));
+            }
+        }
+        let outcome = self.store.append(&batch).await.map_err(store_error)?;
+        tracing::debug!(created = outcome.created, duplicates = outcome.duplicates, "batch stored");
+        Ok(outcome)
+    }
+
+    /// Whether the database answers, for `/readyz`.
+    pub async fn ready(&self) -> Result<(), Error> {
+        self.store.ping().await.map_err(store_error)
+    }
+}
+
+fn own_org(raw: &str) -> Result<crate::domain::OrgId, Error> {
+    crate::domain::OrgId::parse(raw).map_err(|e| Error::Unauthenticated(format!("token org_id claim {e}")))
+}
+
+fn other_tenant(scope: &str, message: &str) -> Error {
+    Error::PermissionDenied { message: message.to_owned(), required_scope: scope.to_owned() }
+}
+
+fn store_error(error: StoreError) -> Error {
+    match error {
+        StoreError::Unavailable(source) => {
+            tracing::warn!(error = %source, "database unavailable");
+            Error::Unavailable("database unavailable, retry later".into())
+        }
+        StoreError::Other(source) => Error::Internal(source),
+    }
+}
