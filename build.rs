@@ -12,9 +12,15 @@ fn main() -> anyhow::Result<()> {
     println!("cargo:rerun-if-changed=proto");
     let out_dir = PathBuf::from(env::var("OUT_DIR")?);
 
-    let file_descriptors = protox::compile(PROTOS, ["proto"])?;
+    let mut compiler = protox::Compiler::new(["proto"])?;
+    compiler.include_imports(true).include_source_info(false);
+    compiler.open_files(PROTOS)?;
+    // Encoded straight from the compiler's pool: decoding into prost-types first
+    // would drop the method options' extension values (the HTTP rules and scopes).
+    let encoded = compiler.encode_file_descriptor_set();
     let descriptor_path = out_dir.join("audit_descriptor.bin");
-    std::fs::write(&descriptor_path, file_descriptors.encode_to_vec())?;
+    std::fs::write(&descriptor_path, &encoded)?;
+    let file_descriptors = prost_types::FileDescriptorSet::decode(encoded.as_slice())?;
 
     tonic_prost_build::configure()
         .build_server(true)
@@ -26,7 +32,7 @@ fn main() -> anyhow::Result<()> {
         .compile_fds(file_descriptors)?;
 
     pbjson_build::Builder::new()
-        .register_descriptors(&std::fs::read(&descriptor_path)?)?
+        .register_descriptors(&encoded)?
         .build(&[".avnology.audit.v1", ".google.api"])?;
     Ok(())
 }

@@ -106,14 +106,15 @@ impl Error {
 
     /// The HTTP answer of this error for REST clients.
     pub fn to_http(&self) -> Response<Bytes> {
-        let mut response = status_to_http(&self.to_status());
+        let status = self.to_status();
         match self {
             Self::MethodNotAllowed { allow } => {
-                *response.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+                let mut response = http_answer(&status, StatusCode::METHOD_NOT_ALLOWED);
                 let allow = allow.iter().map(http::Method::as_str).collect::<Vec<_>>().join(", ");
                 if let Ok(value) = HeaderValue::from_str(&allow) {
                     response.headers_mut().insert(header::ALLOW, value);
                 }
+                response
             }
             Self::InvalidArgument { .. }
             | Self::Unauthenticated(_)
@@ -123,9 +124,8 @@ impl Error {
             | Self::RateLimited { .. }
             | Self::Unavailable(_)
             | Self::DeadlineExceeded
-            | Self::Internal(_) => {}
+            | Self::Internal(_) => status_to_http(&status),
         }
-        response
     }
 }
 
@@ -180,13 +180,18 @@ pub fn code_name(code: Code) -> &'static str {
 /// HTTP status, `WWW-Authenticate` / `Retry-After` where the contract wants them,
 /// and the AIP-193 envelope carrying the same details as `grpc-status-details-bin`.
 pub fn status_to_http(status: &tonic::Status) -> Response<Bytes> {
+    let retry_after = status.get_details_retry_info().and_then(|info| info.retry_delay);
+    let http_status = match status.code() {
+        // Without a retry delay the limit hit is a size limit, not a rate.
+        Code::ResourceExhausted if retry_after.is_none() => StatusCode::PAYLOAD_TOO_LARGE,
+        code => http_status_of(code),
+    };
+    http_answer(status, http_status)
+}
+
+fn http_answer(status: &tonic::Status, http_status: StatusCode) -> Response<Bytes> {
     let details = status.get_error_details();
     let retry_after = details.retry_info().and_then(|info| info.retry_delay);
-    let mut http_status = http_status_of(status.code());
-    if status.code() == Code::ResourceExhausted && retry_after.is_none() {
-        // Without a retry delay the limit hit is a size limit, not a rate.
-        http_status = StatusCode::PAYLOAD_TOO_LARGE;
-    }
     let body = serde_json::json!({
         "error": {
             "code": http_status.as_u16(),

@@ -84,6 +84,9 @@ impl RestGateway {
                 }
             }
         }
+        if routes.is_empty() {
+            anyhow::bail!("no google.api.http rule found in the descriptor set");
+        }
         Ok(Self { routes: std::sync::Arc::new(routes), grpc })
     }
 
@@ -251,4 +254,24 @@ fn response_json(reply: &DynamicMessage, response_body: Option<&str>) -> Result<
     body.serialize_with_options(&mut serde_json::Serializer::new(&mut out), &options)
         .map_err(|e| anyhow::anyhow!("cannot write reply as JSON: {e}"))?;
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use prost::Message;
+
+    use super::*;
+    use crate::proto::{FILE_DESCRIPTOR_SET, audit as pb};
+
+    #[test]
+    fn int64_counts_are_json_numbers_beyond_32_bits_and_zeros_are_written() {
+        let pool = DescriptorPool::decode(FILE_DESCRIPTOR_SET).unwrap();
+        let output = pool.get_message_by_name("avnology.audit.v1.GetEventsSummaryResponse").unwrap();
+        let reply = pb::GetEventsSummaryResponse {
+            buckets: vec![pb::ActionBucket { action: "session.login".into(), count: 5_000_000_123, failure_count: 0 }],
+        };
+        let dynamic = DynamicMessage::decode(output, reply.encode_to_vec().as_slice()).unwrap();
+        let json = String::from_utf8(response_json(&dynamic, None).unwrap()).unwrap();
+        assert_eq!(json, r#"{"buckets":[{"action":"session.login","count":5000000123,"failure_count":0}]}"#);
+    }
 }

@@ -15,6 +15,9 @@ use jsonwebtoken::jwk::{
 use jsonwebtoken::{Algorithm, DecodingKey};
 use serde::Deserialize;
 
+#[cfg(test)]
+mod tests;
+
 /// Unknown `kid`s arrive in unauthenticated requests; this bounds how often they can make us
 /// contact the identity provider.
 pub(crate) const MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(30);
@@ -267,12 +270,7 @@ fn parse_set(body: &[u8]) -> anyhow::Result<KeySet> {
 
 fn parse_key(value: serde_json::Value) -> Result<Key, &'static str> {
     let jwk: Jwk = serde_json::from_value(value).map_err(|_| "unparseable or unsupported jwk")?;
-    if jwk
-        .common
-        .public_key_use
-        .as_ref()
-        .is_some_and(|u| *u != PublicKeyUse::Signature)
-    {
+    if matches!(&jwk.common.public_key_use, Some(u) if *u != PublicKeyUse::Signature) {
         return Err("not a signature key");
     }
     if let Some(ops) = &jwk.common.key_operations
@@ -323,43 +321,4 @@ fn decode_component(value: &str) -> Result<Vec<u8>, &'static str> {
     URL_SAFE_NO_PAD
         .decode(value)
         .map_err(|_| "key component is not base64url")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn locations_are_classified() {
-        assert!(matches!(
-            parse_location("keys/jwks.json"),
-            Ok(Source::File(_))
-        ));
-        assert!(
-            matches!(parse_location("file:///etc/jwks.json"), Ok(Source::File(p)) if p == PathBuf::from("/etc/jwks.json"))
-        );
-        assert!(matches!(
-            parse_location("https://idp.example/jwks"),
-            Ok(Source::Url(_))
-        ));
-        assert!(matches!(
-            parse_location("http://127.0.0.1:8080/jwks"),
-            Ok(Source::Url(_))
-        ));
-        assert!(matches!(
-            parse_location("http://[::1]:8080/jwks"),
-            Ok(Source::Url(_))
-        ));
-        assert!(parse_location("http://idp.example/jwks").is_err());
-        assert!(parse_location("http://localhost/jwks").is_err());
-        assert!(parse_location("ftp://idp.example/jwks").is_err());
-    }
-
-    #[test]
-    fn unusable_keys_are_skipped_and_an_empty_result_is_an_error() {
-        let body = br#"{"keys":[{"kty":"oct","k":"c2VjcmV0","alg":"HS256"},
-            {"kty":"RSA","kid":"small","n":"AQAB","e":"AQAB"}]}"#;
-        assert!(parse_set(body).is_err());
-        assert!(parse_set(b"[]").is_err());
-    }
 }

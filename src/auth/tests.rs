@@ -1,47 +1,48 @@
-//! Unit tests of token verification against the fixture keys in `tests/fixtures/keys`.
-
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+//! Unit tests of token verification, and helpers shared with the JWKS tests; keys come from
+//! `tests/fixtures/keys`.
 
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::{EncodingKey, Header};
 
 use super::*;
 
-const SECRET: &[u8] = b"unit-test-secret-of-at-least-32-bytes";
-const KEYS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/keys");
-const MINUTE: Duration = Duration::from_secs(60);
-const NOT_ALLOWED: &str = "algorithm not allowed";
+pub(super) const SECRET: &[u8] = b"unit-test-secret-of-at-least-32-bytes";
+pub(super) const KEYS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/keys");
+pub(super) const MINUTE: Duration = Duration::from_secs(60);
+pub(super) const NOT_ALLOWED: &str = "algorithm not allowed";
 
-fn now() -> u64 {
+pub(super) fn now() -> u64 {
     jsonwebtoken::get_current_timestamp()
 }
 
-fn fixture(name: &str) -> Vec<u8> {
+pub(super) fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(format!("{KEYS}/{name}")).unwrap()
 }
 
-fn valid() -> Value {
+pub(super) fn valid() -> Value {
     json!({"sub": "svc", "exp": now() + 300, "scope": "audit:read"})
 }
 
-fn sign(alg: Algorithm, kid: Option<&str>, key: &EncodingKey, claims: &Value) -> String {
+pub(super) fn sign(alg: Algorithm, kid: Option<&str>, key: &EncodingKey, claims: &Value) -> String {
     let mut header = Header::new(alg);
     header.kid = kid.map(str::to_owned);
     jsonwebtoken::encode(&header, claims, key).unwrap()
 }
 
-fn hs(claims: &Value) -> String {
+pub(super) fn hs(claims: &Value) -> String {
     let key = EncodingKey::from_secret(SECRET);
     sign(Algorithm::HS256, None, &key, claims)
 }
 
-fn rsa() -> EncodingKey {
+pub(super) fn rsa() -> EncodingKey {
     EncodingKey::from_rsa_pem(&fixture("rsa.pem")).unwrap()
 }
 
 /// A token signed with a fixture private key, using the algorithm that key implies.
-fn pem(name: &str, kid: Option<&str>, claims: &Value) -> String {
+pub(super) fn pem(name: &str, kid: Option<&str>, claims: &Value) -> String {
     let bytes = fixture(name);
     let (alg, key) = match name {
         "ec.pem" => (Algorithm::ES256, EncodingKey::from_ec_pem(&bytes)),
@@ -51,18 +52,18 @@ fn pem(name: &str, kid: Option<&str>, claims: &Value) -> String {
     sign(alg, kid, &key.unwrap(), claims)
 }
 
-async fn check(v: &Verifier, token: &str) -> Result<Principal, AuthError> {
+pub(super) async fn check(v: &Verifier, token: &str) -> Result<Principal, AuthError> {
     v.verify_header(Some(&format!("Bearer {token}"))).await
 }
 
-async fn refusal(v: &Verifier, token: &str) -> String {
+pub(super) async fn refusal(v: &Verifier, token: &str) -> String {
     match check(v, token).await {
         Err(AuthError::Invalid(reason)) => reason,
         other => panic!("expected Invalid, got {other:?}"),
     }
 }
 
-fn config(secret: bool, jwks_url: Option<String>) -> AuthConfig {
+pub(super) fn config(secret: bool, jwks_url: Option<String>) -> AuthConfig {
     let jwt_secret = secret.then(|| String::from_utf8(SECRET.to_vec()).unwrap());
     AuthConfig {
         jwt_secret,
@@ -71,66 +72,14 @@ fn config(secret: bool, jwks_url: Option<String>) -> AuthConfig {
     }
 }
 
-async fn verifier(secret: bool, jwks_url: Option<String>) -> anyhow::Result<Verifier> {
+pub(super) async fn verifier(secret: bool, jwks_url: Option<String>) -> anyhow::Result<Verifier> {
     Verifier::from_config(&config(secret, jwks_url)).await
 }
 
-async fn jwks_verifier() -> Verifier {
+pub(super) async fn jwks_verifier() -> Verifier {
     verifier(false, Some(format!("{KEYS}/jwks.json")))
         .await
         .unwrap()
-}
-
-/// The fixture JWKS restricted to the given kids.
-fn jwks_subset(kids: &[&str]) -> String {
-    let mut set: Value = serde_json::from_slice(&fixture("jwks.json")).unwrap();
-    let keys = set["keys"].as_array_mut().unwrap();
-    keys.retain(|k| kids.contains(&k["kid"].as_str().unwrap()));
-    set.to_string()
-}
-
-struct JwksServer {
-    url: String,
-    hits: Arc<AtomicUsize>,
-    reply: Arc<Mutex<(u16, String)>>,
-}
-
-impl JwksServer {
-    fn hits(&self) -> usize {
-        self.hits.load(Ordering::SeqCst)
-    }
-}
-
-/// A raw HTTP/1.1 server on loopback answering every request with the current `reply`.
-async fn serve(body: String) -> JwksServer {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/jwks.json", listener.local_addr().unwrap());
-    let (hits, reply) = (
-        Arc::new(AtomicUsize::new(0)),
-        Arc::new(Mutex::new((200, body))),
-    );
-    let (task_hits, task_reply) = (Arc::clone(&hits), Arc::clone(&reply));
-    tokio::spawn(async move {
-        while let Ok((mut socket, _)) = listener.accept().await {
-            let (mut request, mut buf) = (Vec::new(), [0u8; 1024]);
-            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
-                match socket.read(&mut buf).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => request.extend_from_slice(&buf[..n]),
-                }
-            }
-            task_hits.fetch_add(1, Ordering::SeqCst);
-            let (status, body) = task_reply.lock().unwrap().clone();
-            let response = format!(
-                "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\n\
-                 Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = socket.write_all(response.as_bytes()).await;
-            let _ = socket.shutdown().await;
-        }
-    });
-    JwksServer { url, hits, reply }
 }
 
 #[tokio::test]
@@ -282,51 +231,6 @@ async fn org_id_and_sub_claims() {
 }
 
 #[tokio::test]
-async fn jwks_keys_verify_by_kid_and_without_kid() {
-    let v = jwks_verifier().await;
-    for (file, kid) in [
-        ("rsa.pem", "rsa-1"),
-        ("ec.pem", "ec-1"),
-        ("ed25519.pem", "ed-1"),
-    ] {
-        let claims = json!({"sub": kid, "exp": now() + 60, "org_id": "org-9"});
-        let p = check(&v, &pem(file, Some(kid), &claims)).await.unwrap();
-        assert_eq!(
-            (p.subject.as_str(), p.org_id.as_deref()),
-            (kid, Some("org-9"))
-        );
-        // One key per algorithm in the set, so a kid-less token is unambiguous.
-        assert!(
-            check(&v, &pem(file, None, &claims)).await.is_ok(),
-            "{file} without kid"
-        );
-    }
-}
-
-#[tokio::test]
-async fn unknown_kid_and_foreign_key_are_refused() {
-    let v = jwks_verifier().await;
-    let unknown = pem("rsa.pem", Some("rsa-2"), &valid());
-    assert_eq!(refusal(&v, &unknown).await, "unknown key id");
-    let forged = pem("rsa-other.pem", Some("rsa-1"), &valid());
-    assert_eq!(refusal(&v, &forged).await, "bad signature");
-}
-
-#[tokio::test]
-async fn secret_and_jwks_work_together() {
-    let v = verifier(true, Some(format!("file://{KEYS}/jwks.json")))
-        .await
-        .unwrap();
-    assert!(check(&v, &hs(&valid())).await.is_ok());
-    assert!(
-        check(&v, &pem("rsa.pem", Some("rsa-1"), &valid()))
-            .await
-            .is_ok()
-    );
-    assert!(!format!("{v:?}").contains("unit-test-secret"));
-}
-
-#[tokio::test]
 async fn authorization_header_parsing() {
     let v = Verifier::hs256(SECRET);
     let token = hs(&valid());
@@ -378,59 +282,4 @@ async fn from_config_refuses_unusable_settings() {
     ] {
         assert!(verifier(false, Some(url.into())).await.is_err(), "{url}");
     }
-}
-
-#[tokio::test]
-async fn jwks_over_loopback_http() {
-    let server = serve(String::from_utf8(fixture("jwks.json")).unwrap()).await;
-    let v = verifier(false, Some(server.url.clone())).await.unwrap();
-    assert!(
-        check(&v, &pem("ec.pem", Some("ec-1"), &valid()))
-            .await
-            .is_ok()
-    );
-    assert_eq!(server.hits(), 1);
-}
-
-#[tokio::test]
-async fn unknown_kid_refreshes_at_most_once_per_interval() {
-    let server = serve(jwks_subset(&["rsa-1"])).await;
-    let cfg = config(false, Some(server.url.clone()));
-    let throttled = Verifier::from_config(&cfg).await.unwrap();
-    let unknown = pem("rsa.pem", Some("rsa-2"), &valid());
-    for _ in 0..5 {
-        assert_eq!(refusal(&throttled, &unknown).await, "unknown key id");
-    }
-    assert_eq!(server.hits(), 1, "start-up fetch only");
-
-    let eager = Verifier::from_config_with(&cfg, Duration::ZERO)
-        .await
-        .unwrap();
-    *server.reply.lock().unwrap() = (200, jwks_subset(&["rsa-1", "ed-1"]));
-    assert!(
-        check(&eager, &pem("ed25519.pem", Some("ed-1"), &valid()))
-            .await
-            .is_ok()
-    );
-    assert_eq!(server.hits(), 3);
-}
-
-#[tokio::test]
-async fn failed_refresh_keeps_the_old_keys() {
-    let server = serve(jwks_subset(&["rsa-1"])).await;
-    let cfg = config(false, Some(server.url.clone()));
-    let v = Verifier::from_config_with(&cfg, Duration::ZERO)
-        .await
-        .unwrap();
-    *server.reply.lock().unwrap() = (500, "oops".into());
-    assert_eq!(
-        refusal(&v, &pem("rsa.pem", Some("rsa-2"), &valid())).await,
-        "unknown key id"
-    );
-    assert_eq!(server.hits(), 2);
-    assert!(
-        check(&v, &pem("rsa.pem", Some("rsa-1"), &valid()))
-            .await
-            .is_ok()
-    );
 }

@@ -1,0 +1,8 @@
+//! End-to-end tests of the service over real sockets: the real server on port 0,
+//! real SQLite files, and real clients for each of the three protocols.
+
+mod support;
+
+mod batch;
+mod summary;
+mod query;
