@@ -4,5 +4,6 @@
 mod support;
 
 mod batch;
+mod durability;
 mod summary;
 mod query;
