@@ -31,8 +31,6 @@ fn main() -> anyhow::Result<()> {
         .extern_path(".google.protobuf", "::pbjson_types")
         .compile_fds(file_descriptors)?;
 
-    pbjson_build::Builder::new()
-        .register_descriptors(&encoded)?
-        .build(&[".avnology.audit.v1", ".google.api"])?;
+    pbjson_build::Builder::new().register_descriptors(&encoded)?.build(&[".avnology.audit.v1", ".google.api"])?;
     Ok(())
 }

@@ -114,12 +114,7 @@ impl Verifier {
             Some(url) => Some(Jwks::load(url, refresh).await?),
             None => None,
         };
-        Ok(Self::build(
-            secret.map(str::as_bytes),
-            jwks,
-            setting(&cfg.issuer),
-            setting(&cfg.audience),
-        ))
+        Ok(Self::build(secret.map(str::as_bytes), jwks, setting(&cfg.issuer), setting(&cfg.audience)))
     }
 
     /// For demo mode: HS256 with this secret only.
@@ -128,12 +123,7 @@ impl Verifier {
         Self::build(Some(secret).filter(|s| !s.is_empty()), None, None, None)
     }
 
-    fn build(
-        secret: Option<&[u8]>,
-        jwks: Option<Jwks>,
-        issuer: Option<&str>,
-        audience: Option<&str>,
-    ) -> Verifier {
+    fn build(secret: Option<&[u8]>, jwks: Option<Jwks>, issuer: Option<&str>, audience: Option<&str>) -> Verifier {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = LEEWAY_SECS;
         validation.validate_nbf = true;
@@ -153,21 +143,12 @@ impl Verifier {
         }
         validation.set_required_spec_claims(&required);
         let hmac = secret.map(DecodingKey::from_secret);
-        Verifier {
-            inner: Arc::new(Inner {
-                hmac,
-                jwks,
-                validation,
-            }),
-        }
+        Verifier { inner: Arc::new(Inner { hmac, jwks, validation }) }
     }
 
     /// Verifies the value of an `Authorization` header ("Bearer <jwt>", scheme case-insensitive).
     pub async fn verify_header(&self, header: Option<&str>) -> Result<Principal, AuthError> {
-        let value = header
-            .map(str::trim)
-            .filter(|v| !v.is_empty())
-            .ok_or(AuthError::Missing)?;
+        let value = header.map(str::trim).filter(|v| !v.is_empty()).ok_or(AuthError::Missing)?;
         let (scheme, token) = value.split_once(char::is_whitespace).unwrap_or((value, ""));
         if !scheme.eq_ignore_ascii_case("bearer") {
             return Err(invalid("authorization scheme must be bearer"));
@@ -197,21 +178,18 @@ impl Verifier {
         let key = match (&inner.hmac, &inner.jwks) {
             (Some(secret), _) if alg == Algorithm::HS256 => secret,
             (_, Some(jwks)) => {
-                jwks_key = jwks
-                    .select(header.kid.as_deref(), alg)
-                    .await
-                    .map_err(|m| match m {
-                        Miss::UnknownKid => invalid("unknown key id"),
-                        Miss::AlgorithmNotAllowed => invalid("algorithm not allowed"),
-                    })?;
+                jwks_key = jwks.select(header.kid.as_deref(), alg).await.map_err(|m| match m {
+                    Miss::UnknownKid => invalid("unknown key id"),
+                    Miss::AlgorithmNotAllowed => invalid("algorithm not allowed"),
+                })?;
                 &jwks_key
             }
             _ => return Err(invalid("algorithm not allowed")),
         };
         let mut validation = inner.validation.clone();
         validation.algorithms = vec![alg];
-        let data = jsonwebtoken::decode::<Claims>(token, key, &validation)
-            .map_err(|e| invalid(jwt_error_reason(e.kind())))?;
+        let data =
+            jsonwebtoken::decode::<Claims>(token, key, &validation).map_err(|e| invalid(jwt_error_reason(e.kind())))?;
         data.claims.into_principal()
     }
 }

@@ -93,7 +93,8 @@ pub fn instructions(address: SocketAddr, secret: &[u8]) -> anyhow::Result<String
     let token = crate::auth::mint_hs256(secret, "demo-reader", &["audit:read"], None, Duration::from_secs(12 * 3600))?;
     let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs() as i64;
     let end = crate::rfc3339::format(&pbjson_types::Timestamp { seconds: now - now % 3600 + 3600, nanos: 0 });
-    let start = crate::rfc3339::format(&pbjson_types::Timestamp { seconds: now - now % 3600 + 3600 - 7 * 86_400, nanos: 0 });
+    let start =
+        crate::rfc3339::format(&pbjson_types::Timestamp { seconds: now - now % 3600 + 3600 - 7 * 86_400, nanos: 0 });
     Ok(format!(
         "\naudit-service demo listening on http://{address}\n\n\
          token (read-only, platform-wide, valid 12 hours):\n  export TOKEN={token}\n\n\

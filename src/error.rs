@@ -206,10 +206,7 @@ fn http_answer(status: &tonic::Status, http_status: StatusCode) -> Response<Byte
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     match status.code() {
         Code::Unauthenticated => {
-            headers.insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static(r#"Bearer error="invalid_token""#),
-            );
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(r#"Bearer error="invalid_token""#));
         }
         Code::PermissionDenied => {
             let scope = details

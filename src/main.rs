@@ -12,7 +12,8 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Token(args) => {
             let scopes: Vec<&str> = args.scopes.iter().map(String::as_str).collect();
-            let token = auth::mint_hs256(args.jwt_secret.as_bytes(), &args.subject, &scopes, args.org.as_deref(), args.ttl)?;
+            let token =
+                auth::mint_hs256(args.jwt_secret.as_bytes(), &args.subject, &scopes, args.org.as_deref(), args.ttl)?;
             println!("{token}");
             Ok(())
         }

@@ -97,7 +97,10 @@ impl RestGateway {
 
     /// The route template a request would take, for span and log labels.
     pub fn route_label(&self, method: &Method, path: &str) -> Option<&str> {
-        self.routes.iter().find(|r| r.method == method && r.template.matches(path).is_some()).map(|r| r.template.as_str())
+        self.routes
+            .iter()
+            .find(|r| r.method == method && r.template.matches(path).is_some())
+            .map(|r| r.template.as_str())
     }
 
     /// Serves one REST request whose body was already read.
@@ -154,7 +157,12 @@ impl RestGateway {
     }
 }
 
-fn route_of(rule: &DynamicMessage, grpc_path: &str, input: MessageDescriptor, output: MessageDescriptor) -> Result<Route, String> {
+fn route_of(
+    rule: &DynamicMessage,
+    grpc_path: &str,
+    input: MessageDescriptor,
+    output: MessageDescriptor,
+) -> Result<Route, String> {
     let text = |name: &str| match rule.get_field_by_name(name).map(|v| v.into_owned()) {
         Some(Value::String(s)) => s,
         _ => String::new(),
@@ -239,10 +247,8 @@ fn request_body(route: &Route, body: &Bytes) -> Result<DynamicMessage, Error> {
 /// Proto3 JSON with the contract's choices: proto field names, 64-bit integers
 /// as JSON numbers, and every field present even at its default value.
 fn response_json(reply: &DynamicMessage, response_body: Option<&str>) -> Result<Vec<u8>, Error> {
-    let options = SerializeOptions::new()
-        .use_proto_field_name(true)
-        .stringify_64_bit_integers(false)
-        .skip_default_fields(false);
+    let options =
+        SerializeOptions::new().use_proto_field_name(true).stringify_64_bit_integers(false).skip_default_fields(false);
     let body = match response_body.and_then(|field| reply.get_field_by_name(field)) {
         Some(value) => match value.into_owned() {
             Value::Message(inner) => inner,

@@ -78,9 +78,8 @@ pub fn parse(input: &str) -> Result<Timestamp, Rfc3339Error> {
     if input.starts_with(char::is_whitespace) || input.ends_with(char::is_whitespace) {
         return fail("leading or trailing whitespace is not allowed");
     }
-    let (head, rest) = (input.as_bytes().split_at_checked(19))
-        .filter(|(head, _)| fits(head, b"0000-00-00T00:00:00"))
-        .ok_or(SHAPE)?;
+    let (head, rest) =
+        (input.as_bytes().split_at_checked(19)).filter(|(head, _)| fits(head, b"0000-00-00T00:00:00")).ok_or(SHAPE)?;
     let field = |at: usize| digits(&head[at..at + 2]);
     let (year, month, day) = (digits(&head[..4]), field(5), field(8));
     let (hour, minute, second) = (field(11), field(14), field(17));
@@ -91,10 +90,7 @@ pub fn parse(input: &str) -> Result<Timestamp, Rfc3339Error> {
             match len {
                 0 => return fail("fraction needs 1 to 9 digits after '.'"),
                 10.. => return fail("fraction has more than 9 digits"),
-                _ => (
-                    digits(&fraction[..len]) * 10_i64.pow(9 - len as u32),
-                    &fraction[len..],
-                ),
+                _ => (digits(&fraction[..len]) * 10_i64.pow(9 - len as u32), &fraction[len..]),
             }
         }
         _ => (0, rest),
@@ -113,11 +109,7 @@ pub fn parse(input: &str) -> Result<Timestamp, Rfc3339Error> {
     }
     if hh_mm.len() > 5 {
         // A space is only known to be a decoded '+' when it ends the string like one.
-        return if offset[0] == b' ' {
-            Err(BAD_OFFSET)
-        } else {
-            fail(TRAILING)
-        };
+        return if offset[0] == b' ' { Err(BAD_OFFSET) } else { fail(TRAILING) };
     }
     let (offset_h, offset_m) = (digits(&hh_mm[..2]), digits(&hh_mm[3..5]));
 
@@ -142,10 +134,7 @@ pub fn parse(input: &str) -> Result<Timestamp, Rfc3339Error> {
         return fail("timestamp must be between 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z");
     }
     // Lossless: at most 9 digits, so below 10^9.
-    Ok(Timestamp {
-        seconds,
-        nanos: nanos as i32,
-    })
+    Ok(Timestamp { seconds, nanos: nanos as i32 })
 }
 
 /// Z-normalized: "2026-01-05T08:00:00Z", fraction written with 3, 6 or 9 digits only when
@@ -402,20 +391,15 @@ mod tests {
 
     fn assert_valid_if_ok(input: &str) -> Result<(), TestCaseError> {
         if let Ok(t) = parse(input) {
-            prop_assert!(
-                (MIN_SECONDS..=MAX_SECONDS).contains(&t.seconds),
-                "{input:?}"
-            );
+            prop_assert!((MIN_SECONDS..=MAX_SECONDS).contains(&t.seconds), "{input:?}");
             prop_assert!((0..1_000_000_000).contains(&t.nanos), "{input:?}");
         }
         Ok(())
     }
 
     fn mutated() -> impl Strategy<Value = String> {
-        let ch = prop_oneof![
-            any::<char>(),
-            proptest::sample::select(&['0', '9', ' ', '+', '-', ':', '.', 't', 'Z'][..])
-        ];
+        let ch =
+            prop_oneof![any::<char>(), proptest::sample::select(&['0', '9', ' ', '+', '-', ':', '.', 't', 'Z'][..])];
         let edit = (any::<proptest::sample::Index>(), 0..3_u8, ch);
         (timestamp(), proptest::collection::vec(edit, 1..4)).prop_map(|(t, edits)| {
             let mut chars: Vec<char> = format(&t).chars().collect();

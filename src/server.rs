@@ -57,9 +57,7 @@ pub async fn build(config: Config, listener: TcpListener) -> anyhow::Result<Serv
         .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
         .build_v1()
         .context("building the reflection service")?;
-    let audit = GrpcAdapter::new(service.clone())
-        .into_server()
-        .max_decoding_message_size(config.max_request_bytes);
+    let audit = GrpcAdapter::new(service.clone()).into_server().max_decoding_message_size(config.max_request_bytes);
     let grpc_routes = tonic::service::Routes::new(audit).add_service(health_service).add_service(reflection);
 
     let cors_origins = config

@@ -54,7 +54,9 @@ impl AuditService {
             if let Some(index) = foreign {
                 return Err(other_tenant(
                     WRITE_SCOPE,
-                    &format!("events[{index}].organization_id names another organization; batch refused, nothing stored"),
+                    &format!(
+                        "events[{index}].organization_id names another organization; batch refused, nothing stored"
+                    ),
                 ));
             }
         }

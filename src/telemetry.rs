@@ -14,10 +14,10 @@ pub struct TelemetryGuard {
 
 impl Drop for TelemetryGuard {
     fn drop(&mut self) {
-        if let Some(provider) = self.provider.take() {
-            if let Err(error) = provider.shutdown() {
-                eprintln!("flushing spans failed: {error}");
-            }
+        if let Some(provider) = self.provider.take()
+            && let Err(error) = provider.shutdown()
+        {
+            eprintln!("flushing spans failed: {error}");
         }
     }
 }
@@ -38,7 +38,9 @@ pub fn init(json: bool) -> anyhow::Result<TelemetryGuard> {
                     .with_batch_exporter(exporter)
                     .with_resource(
                         opentelemetry_sdk::Resource::builder()
-                            .with_service_name(std::env::var("OTEL_SERVICE_NAME").unwrap_or_else(|_| "audit-service".into()))
+                            .with_service_name(
+                                std::env::var("OTEL_SERVICE_NAME").unwrap_or_else(|_| "audit-service".into()),
+                            )
                             .build(),
                     )
                     .build(),

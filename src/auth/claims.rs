@@ -22,9 +22,7 @@ pub(super) struct JoseHeader {
 /// Reads alg and kid before verification, because they choose the key.
 pub(super) fn peek_header(token: &str) -> Result<JoseHeader, AuthError> {
     let mut parts = token.split('.');
-    let (Some(encoded), Some(_), Some(_), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
+    let (Some(encoded), Some(_), Some(_), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
         return Err(invalid("malformed token"));
     };
     let header: JoseHeader = URL_SAFE_NO_PAD
@@ -88,11 +86,7 @@ impl Claims {
                 }
             }
         }
-        Ok(Principal {
-            subject: self.sub.unwrap_or_default(),
-            org_id,
-            scopes,
-        })
+        Ok(Principal { subject: self.sub.unwrap_or_default(), org_id, scopes })
     }
 }
 
@@ -118,24 +112,13 @@ pub fn mint_hs256(
     anyhow::ensure!(!secret.is_empty(), "jwt secret must not be empty");
     // Such scopes would not survive the space-delimited `scope` claim intact.
     anyhow::ensure!(
-        scopes
-            .iter()
-            .all(|s| !s.is_empty() && !s.contains(char::is_whitespace)),
+        scopes.iter().all(|s| !s.is_empty() && !s.contains(char::is_whitespace)),
         "scopes must be non-empty and contain no whitespace"
     );
     anyhow::ensure!(org_id != Some(""), "org_id must not be empty");
     let now = jsonwebtoken::get_current_timestamp();
-    let claims = MintClaims {
-        sub: subject,
-        iat: now,
-        exp: now.saturating_add(ttl.as_secs()),
-        scope: scopes.join(" "),
-        org_id,
-    };
-    let token = jsonwebtoken::encode(
-        &Header::new(Algorithm::HS256),
-        &claims,
-        &EncodingKey::from_secret(secret),
-    )?;
+    let claims =
+        MintClaims { sub: subject, iat: now, exp: now.saturating_add(ttl.as_secs()), scope: scopes.join(" "), org_id };
+    let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(secret))?;
     Ok(token)
 }

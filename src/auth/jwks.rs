@@ -9,9 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, anyhow, bail};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::jwk::{
-    AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, KeyOperations, PublicKeyUse,
-};
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, KeyOperations, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey};
 use serde::Deserialize;
 
@@ -55,11 +53,7 @@ impl KeySet {
             return Err(Miss::AlgorithmNotAllowed);
         }
         let mut candidates: Vec<&Key> = match kid {
-            Some(kid) => self
-                .0
-                .iter()
-                .filter(|k| k.kid.as_deref() == Some(kid))
-                .collect(),
+            Some(kid) => self.0.iter().filter(|k| k.kid.as_deref() == Some(kid)).collect(),
             None => self.0.iter().collect(),
         };
         if candidates.is_empty() {
@@ -93,15 +87,10 @@ pub(crate) struct Jwks {
 
 impl Jwks {
     /// Loads the set; fails when it cannot be read or holds no usable key.
-    pub(crate) async fn load(
-        location: &str,
-        min_refresh_interval: Duration,
-    ) -> anyhow::Result<Jwks> {
+    pub(crate) async fn load(location: &str, min_refresh_interval: Duration) -> anyhow::Result<Jwks> {
         let source = parse_location(location)?;
         let client = http_client(&source)?;
-        let keys = fetch(&source, &client)
-            .await
-            .with_context(|| format!("loading jwks from {location}"))?;
+        let keys = fetch(&source, &client).await.with_context(|| format!("loading jwks from {location}"))?;
         tracing::info!(keys = keys.0.len(), "jwks loaded");
         Ok(Jwks {
             source,
@@ -113,11 +102,7 @@ impl Jwks {
     }
 
     /// Picks the key for a token, refreshing once (rate-limited) when its kid is unknown.
-    pub(crate) async fn select(
-        &self,
-        kid: Option<&str>,
-        alg: Algorithm,
-    ) -> Result<DecodingKey, Miss> {
+    pub(crate) async fn select(&self, kid: Option<&str>, alg: Algorithm) -> Result<DecodingKey, Miss> {
         let first = self.current().select(kid, alg);
         match kid {
             // A known kid cannot become valid for another algorithm by refetching.
@@ -157,9 +142,7 @@ fn parse_location(location: &str) -> anyhow::Result<Source> {
     let lower = location.to_ascii_lowercase();
     if lower.starts_with("file://") {
         let url = reqwest::Url::parse(location).context("invalid jwks file url")?;
-        let path = url
-            .to_file_path()
-            .map_err(|()| anyhow!("jwks file url does not name a local path"))?;
+        let path = url.to_file_path().map_err(|()| anyhow!("jwks file url does not name a local path"))?;
         return Ok(Source::File(path));
     }
     if lower.starts_with("https://") || lower.starts_with("http://") {
@@ -215,9 +198,7 @@ fn http_client(source: &Source) -> anyhow::Result<reqwest::Client> {
 
 async fn fetch(source: &Source, client: &reqwest::Client) -> anyhow::Result<KeySet> {
     let body = match source {
-        Source::File(path) => tokio::fs::read(path)
-            .await
-            .with_context(|| format!("reading {}", path.display()))?,
+        Source::File(path) => tokio::fs::read(path).await.with_context(|| format!("reading {}", path.display()))?,
         Source::Url(url) => fetch_url(client, url).await?,
     };
     parse_set(&body)
@@ -226,10 +207,7 @@ async fn fetch(source: &Source, client: &reqwest::Client) -> anyhow::Result<KeyS
 async fn fetch_url(client: &reqwest::Client, url: &reqwest::Url) -> anyhow::Result<Vec<u8>> {
     let mut response = client
         .get(url.clone())
-        .header(
-            reqwest::header::ACCEPT,
-            "application/jwk-set+json, application/json",
-        )
+        .header(reqwest::header::ACCEPT, "application/jwk-set+json, application/json")
         .send()
         .await
         .context("fetching jwks")?;
@@ -252,8 +230,7 @@ fn parse_set(body: &[u8]) -> anyhow::Result<KeySet> {
     struct RawSet {
         keys: Vec<serde_json::Value>,
     }
-    let raw: RawSet =
-        serde_json::from_slice(body).context("jwks is not a json object with a keys array")?;
+    let raw: RawSet = serde_json::from_slice(body).context("jwks is not a json object with a keys array")?;
     let mut keys = Vec::new();
     // Key by key, so an IdP publishing one key we cannot use does not take down the rest.
     for (index, value) in raw.keys.into_iter().enumerate() {
@@ -290,8 +267,7 @@ fn parse_key(value: serde_json::Value) -> Result<Key, &'static str> {
             Algorithm::RS256
         }
         AlgorithmParameters::EllipticCurve(p)
-            if p.curve == EllipticCurve::P256
-                && matches!(declared, None | Some(KeyAlgorithm::ES256)) =>
+            if p.curve == EllipticCurve::P256 && matches!(declared, None | Some(KeyAlgorithm::ES256)) =>
         {
             if decode_component(&p.x)?.len() != 32 || decode_component(&p.y)?.len() != 32 {
                 return Err("p-256 coordinates must be 32 bytes");
@@ -299,8 +275,7 @@ fn parse_key(value: serde_json::Value) -> Result<Key, &'static str> {
             Algorithm::ES256
         }
         AlgorithmParameters::OctetKeyPair(p)
-            if p.curve == EllipticCurve::Ed25519
-                && matches!(declared, None | Some(KeyAlgorithm::EdDSA)) =>
+            if p.curve == EllipticCurve::Ed25519 && matches!(declared, None | Some(KeyAlgorithm::EdDSA)) =>
         {
             if decode_component(&p.x)?.len() != 32 {
                 return Err("ed25519 public key must be 32 bytes");
@@ -310,15 +285,9 @@ fn parse_key(value: serde_json::Value) -> Result<Key, &'static str> {
         _ => return Err("key type or algorithm not supported (RS256, ES256, EdDSA only)"),
     };
     let key = DecodingKey::from_jwk(&jwk).map_err(|_| "invalid key material")?;
-    Ok(Key {
-        kid: jwk.common.key_id,
-        alg,
-        key,
-    })
+    Ok(Key { kid: jwk.common.key_id, alg, key })
 }
 
 fn decode_component(value: &str) -> Result<Vec<u8>, &'static str> {
-    URL_SAFE_NO_PAD
-        .decode(value)
-        .map_err(|_| "key component is not base64url")
+    URL_SAFE_NO_PAD.decode(value).map_err(|_| "key component is not base64url")
 }

@@ -65,11 +65,7 @@ pub(super) async fn refusal(v: &Verifier, token: &str) -> String {
 
 pub(super) fn config(secret: bool, jwks_url: Option<String>) -> AuthConfig {
     let jwt_secret = secret.then(|| String::from_utf8(SECRET.to_vec()).unwrap());
-    AuthConfig {
-        jwt_secret,
-        jwks_url,
-        ..AuthConfig::default()
-    }
+    AuthConfig { jwt_secret, jwks_url, ..AuthConfig::default() }
 }
 
 pub(super) async fn verifier(secret: bool, jwks_url: Option<String>) -> anyhow::Result<Verifier> {
@@ -77,9 +73,7 @@ pub(super) async fn verifier(secret: bool, jwks_url: Option<String>) -> anyhow::
 }
 
 pub(super) async fn jwks_verifier() -> Verifier {
-    verifier(false, Some(format!("{KEYS}/jwks.json")))
-        .await
-        .unwrap()
+    verifier(false, Some(format!("{KEYS}/jwks.json"))).await.unwrap()
 }
 
 #[tokio::test]
@@ -88,10 +82,7 @@ async fn hs256_minted_token_yields_principal() {
     let scopes = ["audit:read", "audit:write"];
     let token = mint_hs256(SECRET, "svc-a", &scopes, Some("org-1"), MINUTE).unwrap();
     let p = check(&v, &token).await.unwrap();
-    assert_eq!(
-        (p.subject.as_str(), p.org_id.as_deref()),
-        ("svc-a", Some("org-1"))
-    );
+    assert_eq!((p.subject.as_str(), p.org_id.as_deref()), ("svc-a", Some("org-1")));
     assert!(p.has_scope("audit:read") && p.has_scope("audit:write"));
     assert_eq!(p.scopes().len(), 2);
     let platform = mint_hs256(SECRET, "ops", &[], None, MINUTE).unwrap();
@@ -99,12 +90,7 @@ async fn hs256_minted_token_yields_principal() {
     assert!(mint_hs256(SECRET, "x", &["a b"], None, MINUTE).is_err());
     assert!(mint_hs256(SECRET, "x", &[], Some(""), MINUTE).is_err());
     // An empty demo secret must not turn into a key anyone can sign with.
-    let empty = sign(
-        Algorithm::HS256,
-        None,
-        &EncodingKey::from_secret(b""),
-        &valid(),
-    );
+    let empty = sign(Algorithm::HS256, None, &EncodingKey::from_secret(b""), &valid());
     assert_eq!(refusal(&Verifier::hs256(b""), &empty).await, NOT_ALLOWED);
 }
 
@@ -124,20 +110,13 @@ async fn time_claims_are_enforced_with_leeway() {
 async fn wrong_secret_is_a_bad_signature() {
     let key = EncodingKey::from_secret(b"some other secret");
     let token = sign(Algorithm::HS256, None, &key, &valid());
-    assert_eq!(
-        refusal(&Verifier::hs256(SECRET), &token).await,
-        "bad signature"
-    );
+    assert_eq!(refusal(&Verifier::hs256(SECRET), &token).await, "bad signature");
 }
 
 #[tokio::test]
 async fn alg_none_is_refused() {
     let part = |v: Value| URL_SAFE_NO_PAD.encode(v.to_string());
-    let token = format!(
-        "{}.{}.",
-        part(json!({"alg": "none", "typ": "JWT"})),
-        part(valid())
-    );
+    let token = format!("{}.{}.", part(json!({"alg": "none", "typ": "JWT"})), part(valid()));
     assert_eq!(refusal(&Verifier::hs256(SECRET), &token).await, NOT_ALLOWED);
     assert_eq!(refusal(&jwks_verifier().await, &token).await, NOT_ALLOWED);
 }
@@ -145,17 +124,9 @@ async fn alg_none_is_refused() {
 #[tokio::test]
 async fn algorithms_outside_the_configured_keys_are_refused() {
     let hs_only = Verifier::hs256(SECRET);
-    let hs384 = sign(
-        Algorithm::HS384,
-        None,
-        &EncodingKey::from_secret(SECRET),
-        &valid(),
-    );
+    let hs384 = sign(Algorithm::HS384, None, &EncodingKey::from_secret(SECRET), &valid());
     assert_eq!(refusal(&hs_only, &hs384).await, NOT_ALLOWED);
-    assert_eq!(
-        refusal(&hs_only, &pem("rsa.pem", Some("rsa-1"), &valid())).await,
-        NOT_ALLOWED
-    );
+    assert_eq!(refusal(&hs_only, &pem("rsa.pem", Some("rsa-1"), &valid())).await, NOT_ALLOWED);
 
     let jwks_only = jwks_verifier().await;
     assert_eq!(refusal(&jwks_only, &hs(&valid())).await, NOT_ALLOWED);
@@ -174,11 +145,7 @@ async fn algorithms_outside_the_configured_keys_are_refused() {
 #[tokio::test]
 async fn issuer_and_audience_are_checked_when_configured() {
     let (issuer, audience) = (Some("https://idp.test".into()), Some("audit".into()));
-    let cfg = AuthConfig {
-        issuer,
-        audience,
-        ..config(true, None)
-    };
+    let cfg = AuthConfig { issuer, audience, ..config(true, None) };
     let v = Verifier::from_config(&cfg).await.unwrap();
     let with = |iss: Value, aud: Value| hs(&json!({"exp": now() + 60, "iss": iss, "aud": aud}));
     let good = with(json!("https://idp.test"), json!(["other", "audit"]));
@@ -193,11 +160,7 @@ async fn issuer_and_audience_are_checked_when_configured() {
     assert_eq!(refusal(&v, &no_aud).await, "wrong audience");
 
     let unconfigured = Verifier::hs256(SECRET);
-    assert!(
-        check(&unconfigured, &with(json!("any"), json!(["x", "y"])))
-            .await
-            .is_ok()
-    );
+    assert!(check(&unconfigured, &with(json!("any"), json!(["x", "y"]))).await.is_ok());
 }
 
 #[tokio::test]
@@ -218,10 +181,7 @@ async fn scopes_match_whole_words_and_merge_scope_with_scp() {
 async fn org_id_and_sub_claims() {
     let v = Verifier::hs256(SECRET);
     let p = check(&v, &hs(&json!({"exp": now() + 60}))).await.unwrap();
-    assert_eq!(
-        (p.subject.as_str(), p.org_id.as_deref(), p.scopes().len()),
-        ("", None, 0)
-    );
+    assert_eq!((p.subject.as_str(), p.org_id.as_deref(), p.scopes().len()), ("", None, 0));
     let empty = hs(&json!({"exp": now() + 60, "org_id": ""}));
     assert_eq!(refusal(&v, &empty).await, "org_id claim must not be empty");
     for odd in [json!(null), json!(7)] {
@@ -242,11 +202,7 @@ async fn authorization_header_parsing() {
         let result = v.verify_header(missing).await;
         assert!(matches!(result, Err(AuthError::Missing)), "{missing:?}");
     }
-    for other in [
-        format!("Basic {token}"),
-        format!("Token {token}"),
-        token.clone(),
-    ] {
+    for other in [format!("Basic {token}"), format!("Token {token}"), token.clone()] {
         let result = v.verify_header(Some(&other)).await;
         assert!(matches!(result, Err(AuthError::Invalid(_))), "{other}");
     }
@@ -257,29 +213,17 @@ async fn authorization_header_parsing() {
     let mut header = Header::new(Algorithm::HS256);
     header.crit = Some(vec!["exp".into()]);
     let crit = jsonwebtoken::encode(&header, &valid(), &EncodingKey::from_secret(SECRET));
-    assert_eq!(
-        refusal(&v, &crit.unwrap()).await,
-        "unsupported critical header"
-    );
+    assert_eq!(refusal(&v, &crit.unwrap()).await, "unsupported critical header");
 }
 
 #[tokio::test]
 async fn from_config_refuses_unusable_settings() {
     assert!(Verifier::from_config(&AuthConfig::default()).await.is_err());
     let (jwt_secret, jwks_url) = (Some(" ".into()), Some("".into()));
-    let blank = AuthConfig {
-        jwt_secret,
-        jwks_url,
-        ..AuthConfig::default()
-    };
+    let blank = AuthConfig { jwt_secret, jwks_url, ..AuthConfig::default() };
     assert!(Verifier::from_config(&blank).await.is_err());
     let not_a_set = format!("{KEYS}/rsa.pem");
-    for url in [
-        "http://idp.example/jwks",
-        "http://127.0.0.1:1/jwks",
-        "/nonexistent",
-        &not_a_set,
-    ] {
+    for url in ["http://idp.example/jwks", "http://127.0.0.1:1/jwks", "/nonexistent", &not_a_set] {
         assert!(verifier(false, Some(url.into())).await.is_err(), "{url}");
     }
 }

@@ -57,8 +57,7 @@ impl Action {
     pub fn parse(raw: &str) -> Result<Self, String> {
         let segment_ok = |s: &str| {
             let mut bytes = s.bytes();
-            matches!(bytes.next(), Some(b'a'..=b'z'))
-                && bytes.all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_'))
+            matches!(bytes.next(), Some(b'a'..=b'z')) && bytes.all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_'))
         };
         if raw.is_empty() {
             return Err("must not be empty".into());
@@ -146,9 +145,11 @@ impl TryFrom<pb::BatchCreateEventsRequest> for EventBatch {
         for (index, event) in request.events.into_iter().enumerate() {
             match parse_event(event) {
                 Ok(event) => events.push(event),
-                Err(errors) => violations.extend(
-                    errors.into_iter().map(|(field, description)| FieldViolation::new(format!("events[{index}].{field}"), description)),
-                ),
+                Err(errors) => {
+                    violations.extend(errors.into_iter().map(|(field, description)| {
+                        FieldViolation::new(format!("events[{index}].{field}"), description)
+                    }))
+                }
             }
         }
         if violations.is_empty() {
@@ -211,7 +212,9 @@ fn parse_event(event: pb::AuditEvent) -> Result<NewEvent, Violations> {
         },
     };
     match (timestamp, organization_id, action, outcome, ip, details_json) {
-        (Ok(timestamp), Ok(organization_id), Ok(action), Ok(outcome), Ok(ip), Ok(details_json)) if errors.is_empty() => {
+        (Ok(timestamp), Ok(organization_id), Ok(action), Ok(outcome), Ok(ip), Ok(details_json))
+            if errors.is_empty() =>
+        {
             Ok(NewEvent {
                 id,
                 timestamp,

@@ -22,8 +22,10 @@ pub fn bind_query(message: &mut DynamicMessage, query: &str, bound: &Bound<'_>) 
     let mut seen = HashSet::new();
     for pair in query.split('&').filter(|pair| !pair.is_empty()) {
         let (raw_key, raw_value) = pair.split_once('=').unwrap_or((pair, ""));
-        let key = form_decode(raw_key).ok_or_else(|| Error::invalid("query", "is not valid UTF-8 after percent-decoding"))?;
-        let value = form_decode(raw_value).ok_or_else(|| Error::invalid(&key, "is not valid UTF-8 after percent-decoding"))?;
+        let key =
+            form_decode(raw_key).ok_or_else(|| Error::invalid("query", "is not valid UTF-8 after percent-decoding"))?;
+        let value =
+            form_decode(raw_value).ok_or_else(|| Error::invalid(&key, "is not valid UTF-8 after percent-decoding"))?;
         let Some((path, field)) = resolve(message.descriptor(), &key) else {
             return Err(Error::invalid(&key, "is not a known query parameter"));
         };
@@ -79,7 +81,9 @@ fn resolve(descriptor: MessageDescriptor, key: &str) -> Option<(String, FieldDes
             return (is_scalar_like(&field) && !field.is_map()).then(|| (path.join("."), field));
         }
         match field.kind() {
-            Kind::Message(inner) if !field.is_list() && !field.is_map() && well_known(&inner).is_none() => current = inner,
+            Kind::Message(inner) if !field.is_list() && !field.is_map() && well_known(&inner).is_none() => {
+                current = inner
+            }
             _ => return None,
         }
     }
@@ -134,8 +138,12 @@ fn parse_kind(kind: &Kind, text: &str) -> Result<Value, String> {
             "false" => Value::Bool(false),
             _ => return Err(r#"must be "true" or "false""#.into()),
         },
-        Kind::Int32 | Kind::Sint32 | Kind::Sfixed32 => Value::I32(text.parse().map_err(|_| number("a 32-bit integer"))?),
-        Kind::Int64 | Kind::Sint64 | Kind::Sfixed64 => Value::I64(text.parse().map_err(|_| number("a 64-bit integer"))?),
+        Kind::Int32 | Kind::Sint32 | Kind::Sfixed32 => {
+            Value::I32(text.parse().map_err(|_| number("a 32-bit integer"))?)
+        }
+        Kind::Int64 | Kind::Sint64 | Kind::Sfixed64 => {
+            Value::I64(text.parse().map_err(|_| number("a 64-bit integer"))?)
+        }
         Kind::Uint32 | Kind::Fixed32 => Value::U32(text.parse().map_err(|_| number("an unsigned 32-bit integer"))?),
         Kind::Uint64 | Kind::Fixed64 => Value::U64(text.parse().map_err(|_| number("an unsigned 64-bit integer"))?),
         Kind::Float => Value::F32(text.parse().map_err(|_| number("a number"))?),
@@ -187,7 +195,7 @@ fn parse_duration(text: &str) -> Option<(i64, i32)> {
 }
 
 fn decode_base64(text: &str) -> Option<Vec<u8>> {
-    use base64::engine::general_purpose::{STANDARD, URL_SAFE, URL_SAFE_NO_PAD, STANDARD_NO_PAD};
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
     [STANDARD, URL_SAFE, STANDARD_NO_PAD, URL_SAFE_NO_PAD].iter().find_map(|engine| engine.decode(text).ok())
 }
 

@@ -9,18 +9,33 @@ use http_body_util::BodyExt;
 use tower::ServiceExt;
 
 /// The gRPC stack as REST and gRPC-web see it.
-pub type GrpcService = tower::util::BoxCloneSyncService<Request<tonic::body::Body>, Response<tonic::body::Body>, Infallible>;
+pub type GrpcService =
+    tower::util::BoxCloneSyncService<Request<tonic::body::Body>, Response<tonic::body::Body>, Infallible>;
 
 /// Request headers that belong to the HTTP hop, not to the RPC.
 fn forwardable(name: &header::HeaderName) -> bool {
     !matches!(
         name.as_str(),
-        "content-type" | "content-length" | "transfer-encoding" | "connection" | "keep-alive" | "te" | "upgrade"
-            | "host" | "accept-encoding" | "content-encoding" | "proxy-connection"
+        "content-type"
+            | "content-length"
+            | "transfer-encoding"
+            | "connection"
+            | "keep-alive"
+            | "te"
+            | "upgrade"
+            | "host"
+            | "accept-encoding"
+            | "content-encoding"
+            | "proxy-connection"
     ) && !name.as_str().starts_with("grpc-")
 }
 
-pub async fn unary(grpc: &GrpcService, path: &str, headers: &HeaderMap, message: Vec<u8>) -> Result<Bytes, tonic::Status> {
+pub async fn unary(
+    grpc: &GrpcService,
+    path: &str,
+    headers: &HeaderMap,
+    message: Vec<u8>,
+) -> Result<Bytes, tonic::Status> {
     let mut frame = BytesMut::with_capacity(5 + message.len());
     frame.put_u8(0);
     frame.put_u32(u32::try_from(message.len()).map_err(|_| tonic::Status::resource_exhausted("request too large"))?);
@@ -39,10 +54,10 @@ pub async fn unary(grpc: &GrpcService, path: &str, headers: &HeaderMap, message:
 
     let Ok(response) = grpc.clone().oneshot(request).await;
     let (parts, body) = response.into_parts();
-    if let Some(status) = tonic::Status::from_header_map(&parts.headers) {
-        if status.code() != tonic::Code::Ok {
-            return Err(status);
-        }
+    if let Some(status) = tonic::Status::from_header_map(&parts.headers)
+        && status.code() != tonic::Code::Ok
+    {
+        return Err(status);
     }
     let collected = body.collect().await.map_err(|e| {
         tracing::error!(error = %e, "in-process grpc reply failed");

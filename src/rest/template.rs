@@ -61,7 +61,7 @@ impl PathTemplate {
                 chars = &chars[end..];
             }
             chars = match chars.strip_prefix('/') {
-                Some(next) if next.is_empty() => return Err(format!("trailing '/' in {template:?}")),
+                Some("") => return Err(format!("trailing '/' in {template:?}")),
                 Some(next) => next,
                 None if chars.is_empty() => chars,
                 None => return Err(format!("unexpected text after a variable in {template:?}")),

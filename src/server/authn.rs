@@ -40,7 +40,10 @@ impl AuthLayer {
                     _ => None,
                 };
                 if scope.is_none() {
-                    tracing::warn!(method = method.full_name(), "method lacks required_scope; every call to it is refused");
+                    tracing::warn!(
+                        method = method.full_name(),
+                        "method lacks required_scope; every call to it is refused"
+                    );
                 }
                 scopes.insert(format!("/{}/{}", service.full_name(), method.name()), scope);
             }
@@ -103,7 +106,8 @@ where
             Guard::Open => return Box::pin(self.inner.call(request)),
             Guard::Scope(scope) => scope,
             Guard::Closed => {
-                let error = Error::PermissionDenied { message: "method is not callable".into(), required_scope: String::new() };
+                let error =
+                    Error::PermissionDenied { message: "method is not callable".into(), required_scope: String::new() };
                 return Box::pin(async move { Ok(error.to_status().into_http()) });
             }
         };
@@ -118,7 +122,8 @@ where
                 Err(error) => return Ok(refusal(error).to_status().into_http()),
             };
             if !scope.is_empty() && !principal.has_scope(&scope) {
-                let error = Error::PermissionDenied { message: format!("token lacks scope {scope}"), required_scope: scope };
+                let error =
+                    Error::PermissionDenied { message: format!("token lacks scope {scope}"), required_scope: scope };
                 return Ok(error.to_status().into_http());
             }
             request.extensions_mut().insert(principal);

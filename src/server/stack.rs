@@ -93,7 +93,8 @@ pub fn build_stack(parts: Parts) -> anyhow::Result<HttpService> {
     );
     // gRPC-web translation wraps the gRPC core only: REST and native gRPC never
     // go through it.
-    let grpc_web: GrpcService = tower::util::BoxCloneSyncService::new(tonic_web::GrpcWebLayer::new().layer(grpc.clone()));
+    let grpc_web: GrpcService =
+        tower::util::BoxCloneSyncService::new(tonic_web::GrpcWebLayer::new().layer(grpc.clone()));
     let rest = RestGateway::from_descriptors(&parts.rest_descriptors, grpc.clone())?;
     for (method, template) in rest.routes() {
         tracing::debug!(%method, template, "rest route");
@@ -151,7 +152,9 @@ impl Service<Request<Incoming>> for Dispatch {
         let protocol = Protocol::of(&request);
         let route = match protocol {
             Protocol::Grpc | Protocol::GrpcWeb => request.uri().path().to_owned(),
-            Protocol::Rest => inner.rest.route_label(request.method(), request.uri().path()).unwrap_or("other").to_owned(),
+            Protocol::Rest => {
+                inner.rest.route_label(request.method(), request.uri().path()).unwrap_or("other").to_owned()
+            }
         };
         let span = tracing::info_span!(
             "request",
@@ -167,7 +170,8 @@ impl Service<Request<Incoming>> for Dispatch {
                 let response = inner.route(protocol, request).await;
                 let span = tracing::Span::current();
                 span.record("http.response.status_code", response.status().as_u16());
-                let grpc_status = response.headers().get("grpc-status").and_then(|v| v.to_str().ok()).map(str::to_owned);
+                let grpc_status =
+                    response.headers().get("grpc-status").and_then(|v| v.to_str().ok()).map(str::to_owned);
                 if let Some(code) = &grpc_status {
                     span.record("rpc.grpc.status_code", code.as_str());
                 }

@@ -3,7 +3,9 @@
 use audit_service::proto::audit as pb;
 use tonic_types::StatusExt;
 
-use crate::support::{TestServer, authed, buckets, event, http1, http2, reader, rest_summary, stored_events, token, writer};
+use crate::support::{
+    TestServer, authed, buckets, event, http1, http2, reader, rest_summary, stored_events, token, writer,
+};
 
 const DAY: &str = "start_time=2026-03-02T00:00:00Z&end_time=2026-03-03T00:00:00Z";
 
@@ -11,7 +13,11 @@ fn login(id: &str) -> pb::AuditEvent {
     event(id, "org_a", "session.login", "success", "2026-03-02T10:00:00Z")
 }
 
-async fn create(server: &TestServer, events: Vec<pb::AuditEvent>, token: &str) -> Result<pb::BatchCreateEventsResponse, tonic::Status> {
+async fn create(
+    server: &TestServer,
+    events: Vec<pb::AuditEvent>,
+    token: &str,
+) -> Result<pb::BatchCreateEventsResponse, tonic::Status> {
     let request = authed(pb::BatchCreateEventsRequest { events }, token);
     server.grpc().await.batch_create_events(request).await.map(tonic::Response::into_inner)
 }
@@ -47,7 +53,11 @@ async fn concurrent_duplicate_retries_store_each_event_once() {
         let batch = batch.clone();
         tasks.push(tokio::spawn(async move {
             let mut client = client;
-            client.batch_create_events(authed(pb::BatchCreateEventsRequest { events: batch }, &writer())).await.unwrap().into_inner()
+            client
+                .batch_create_events(authed(pb::BatchCreateEventsRequest { events: batch }, &writer()))
+                .await
+                .unwrap()
+                .into_inner()
         }));
     }
     let (mut created, mut duplicates) = (0, 0);
@@ -75,7 +85,9 @@ async fn one_invalid_event_refuses_the_whole_batch() {
     let mut bad_nanos = login("bad");
     bad_nanos.timestamp = Some(pbjson_types::Timestamp { seconds: 1, nanos: 1_000_000_000 });
     cases.push((bad_nanos, "timestamp"));
-    for (action, _) in [("Session.Login", ()), ("session", ()), ("session..login", ()), ("", ()), ("session.log in", ())] {
+    for (action, _) in
+        [("Session.Login", ()), ("session", ()), ("session..login", ()), ("", ()), ("session.log in", ())]
+    {
         let mut e = login("bad");
         e.action = action.into();
         cases.push((e, "action"));
@@ -185,7 +197,13 @@ async fn rest_batch_create_accepts_snake_and_camel_case_json() {
         { "timestamp": "2026-03-02T10:00:00Z", "organization_id": "org_a", "action": "session.login", "result": "success" },
         { "timestamp": "2026-03-02T10:00:00Z", "organization_id": "org_a", "action": "login", "result": "success" }
     ]});
-    let response = http1().post(format!("{}/v1/audit/events:batchCreate", server.base)).bearer_auth(writer()).json(&invalid).send().await.unwrap();
+    let response = http1()
+        .post(format!("{}/v1/audit/events:batchCreate", server.base))
+        .bearer_auth(writer())
+        .json(&invalid)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 400);
     let json: serde_json::Value = response.json().await.unwrap();
     assert_eq!(json["error"]["details"][0]["fieldViolations"][0]["field"], "events[1].action");

@@ -40,7 +40,15 @@ fn free_port() -> u16 {
 
 fn batch_of(writer_index: usize, sequence: usize) -> Vec<pb::AuditEvent> {
     (0..BATCH)
-        .map(|i| event(&format!("w{writer_index}-b{sequence}-{i}"), "org_a", "session.login", "success", "2026-03-02T10:00:00Z"))
+        .map(|i| {
+            event(
+                &format!("w{writer_index}-b{sequence}-{i}"),
+                "org_a",
+                "session.login",
+                "success",
+                "2026-03-02T10:00:00Z",
+            )
+        })
         .collect()
 }
 
@@ -50,7 +58,7 @@ async fn acknowledged_events_survive_kill_9_and_retries_do_not_duplicate() {
     let db = dir.path().join("audit.db");
     let mut acknowledged: Vec<(usize, usize)> = Vec::new();
     let mut unacknowledged: Vec<(usize, usize)> = Vec::new();
-    let mut next_sequence = vec![0usize; WRITERS];
+    let mut next_sequence = [0usize; WRITERS];
 
     for cycle in 0..3 {
         let port = free_port();
@@ -59,20 +67,24 @@ async fn acknowledged_events_survive_kill_9_and_retries_do_not_duplicate() {
         // Retry what the previous process never acknowledged, with the same ids.
         for (writer_index, sequence) in std::mem::take(&mut unacknowledged) {
             let mut c = client.clone();
-            c.batch_create_events(authed(pb::BatchCreateEventsRequest { events: batch_of(writer_index, sequence) }, &writer()))
-                .await
-                .expect("retry after restart");
+            c.batch_create_events(authed(
+                pb::BatchCreateEventsRequest { events: batch_of(writer_index, sequence) },
+                &writer(),
+            ))
+            .await
+            .expect("retry after restart");
             acknowledged.push((writer_index, sequence));
         }
         let mut tasks = Vec::new();
-        for writer_index in 0..WRITERS {
+        for (writer_index, next) in next_sequence.iter_mut().enumerate() {
             let mut c = client.clone();
-            let start = next_sequence[writer_index];
-            next_sequence[writer_index] += 1000;
+            let start = *next;
+            *next += 1000;
             tasks.push(tokio::spawn(async move {
                 let mut done = Vec::new();
                 for sequence in start..start + 1000 {
-                    let request = authed(pb::BatchCreateEventsRequest { events: batch_of(writer_index, sequence) }, &writer());
+                    let request =
+                        authed(pb::BatchCreateEventsRequest { events: batch_of(writer_index, sequence) }, &writer());
                     match c.batch_create_events(request).await {
                         Ok(_) => done.push(sequence),
                         Err(_) => return (writer_index, done, Some(sequence)),
@@ -99,7 +111,10 @@ async fn acknowledged_events_survive_kill_9_and_retries_do_not_duplicate() {
     let mut client = connect(port).await;
     for (writer_index, sequence) in std::mem::take(&mut unacknowledged) {
         client
-            .batch_create_events(authed(pb::BatchCreateEventsRequest { events: batch_of(writer_index, sequence) }, &writer()))
+            .batch_create_events(authed(
+                pb::BatchCreateEventsRequest { events: batch_of(writer_index, sequence) },
+                &writer(),
+            ))
             .await
             .unwrap();
         acknowledged.push((writer_index, sequence));
@@ -112,7 +127,10 @@ async fn acknowledged_events_survive_kill_9_and_retries_do_not_duplicate() {
     acknowledged.sort_unstable();
     acknowledged.dedup();
     let expected = (acknowledged.len() * BATCH) as i64;
-    println!("durability: acknowledged batches = {}, stored events = {stored}, expected = {expected}", acknowledged.len());
+    println!(
+        "durability: acknowledged batches = {}, stored events = {stored}, expected = {expected}",
+        acknowledged.len()
+    );
     assert_eq!(stored, expected);
     let mut conn = {
         use sqlx::ConnectOptions;
@@ -120,11 +138,12 @@ async fn acknowledged_events_survive_kill_9_and_retries_do_not_duplicate() {
     };
     for (writer_index, sequence) in acknowledged.iter().step_by(7) {
         let id = format!("w{writer_index}-b{sequence}-{}", BATCH - 1);
-        let found: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_events WHERE organization_id = 'org_a' AND id = ?")
-            .bind(&id)
-            .fetch_one(&mut conn)
-            .await
-            .unwrap();
+        let found: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM audit_events WHERE organization_id = 'org_a' AND id = ?")
+                .bind(&id)
+                .fetch_one(&mut conn)
+                .await
+                .unwrap();
         assert_eq!(found, 1, "{id}");
     }
 }

@@ -5,5 +5,5 @@ mod support;
 
 mod batch;
 mod durability;
-mod summary;
 mod query;
+mod summary;

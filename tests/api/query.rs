@@ -73,7 +73,8 @@ async fn lower_camel_case_names_are_accepted() {
 #[tokio::test]
 async fn post_to_the_summary_route_is_405_with_allow() {
     let server = TestServer::start().await;
-    let response = http1().post(format!("{}/v1/audit/events:summary", server.base)).bearer_auth(reader()).send().await.unwrap();
+    let response =
+        http1().post(format!("{}/v1/audit/events:summary", server.base)).bearer_auth(reader()).send().await.unwrap();
     assert_eq!(response.status(), 405);
     assert_eq!(response.headers()["allow"], "GET");
     let json: serde_json::Value = response.json().await.unwrap();

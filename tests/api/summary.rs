@@ -69,7 +69,9 @@ async fn organization_scoping_on_all_protocols() {
     for mode in [Mode::Binary, Mode::Text] {
         for client in [http1(), http2()] {
             let web: pb::GetEventsSummaryResponse =
-                grpc_web::call(&client, &server.base, "GetEventsSummary", &request, Some(&reader()), mode).await.unwrap();
+                grpc_web::call(&client, &server.base, "GetEventsSummary", &request, Some(&reader()), mode)
+                    .await
+                    .unwrap();
             assert_eq!(web.buckets, expected, "{mode:?}");
         }
     }
@@ -88,14 +90,26 @@ async fn seed_shape_ordering_and_empty_range() {
         events.push(event(&format!("x{i}"), "org_a", action, "success", "2026-01-05T09:00:00Z"));
     }
     server.seed(events).await;
-    let response = rest_summary(&http1(), &server.base, "start_time=2026-01-05T00:00:00Z&end_time=2026-01-06T00:00:00Z", &reader()).await;
+    let response = rest_summary(
+        &http1(),
+        &server.base,
+        "start_time=2026-01-05T00:00:00Z&end_time=2026-01-06T00:00:00Z",
+        &reader(),
+    )
+    .await;
     let text = response.text().await.unwrap();
     // Ties on count are ordered by action; zero failure counts are written out.
     assert_eq!(
         text,
         r#"{"buckets":[{"action":"session.login","count":7,"failure_count":2},{"action":"oauth.client.created","count":1,"failure_count":0},{"action":"user.created","count":1,"failure_count":0},{"action":"user.password.changed","count":1,"failure_count":0}]}"#
     );
-    let empty = rest_summary(&http2(), &server.base, "start_time=2027-01-05T00:00:00Z&end_time=2027-01-06T00:00:00Z", &reader()).await;
+    let empty = rest_summary(
+        &http2(),
+        &server.base,
+        "start_time=2027-01-05T00:00:00Z&end_time=2027-01-06T00:00:00Z",
+        &reader(),
+    )
+    .await;
     assert_eq!(empty.text().await.unwrap(), r#"{"buckets":[]}"#);
     server.stop().await;
 }

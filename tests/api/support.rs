@@ -144,12 +144,7 @@ pub fn event(id: &str, org: &str, action: &str, result: &str, at: &str) -> pb::A
 
 /// GET the summary over REST with the given raw query string.
 pub async fn rest_summary(client: &reqwest::Client, base: &str, query: &str, token: &str) -> reqwest::Response {
-    client
-        .get(format!("{base}/v1/audit/events:summary?{query}"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .expect("request sent")
+    client.get(format!("{base}/v1/audit/events:summary?{query}")).bearer_auth(token).send().await.expect("request sent")
 }
 
 /// Buckets of a successful JSON summary as `(action, count, failure_count)`.

@@ -34,10 +34,7 @@ impl JwksServer {
 async fn serve(body: String) -> JwksServer {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/jwks.json", listener.local_addr().unwrap());
-    let (hits, reply) = (
-        Arc::new(AtomicUsize::new(0)),
-        Arc::new(Mutex::new((200, body))),
-    );
+    let (hits, reply) = (Arc::new(AtomicUsize::new(0)), Arc::new(Mutex::new((200, body))));
     let (task_hits, task_reply) = (Arc::clone(&hits), Arc::clone(&reply));
     tokio::spawn(async move {
         while let Ok((mut socket, _)) = listener.accept().await {
@@ -64,24 +61,13 @@ async fn serve(body: String) -> JwksServer {
 
 #[test]
 fn locations_are_classified() {
-    assert!(matches!(
-        parse_location("keys/jwks.json"),
-        Ok(Source::File(_))
-    ));
+    assert!(matches!(parse_location("keys/jwks.json"), Ok(Source::File(_))));
     let file = parse_location("file:///etc/jwks.json");
     assert!(matches!(file, Ok(Source::File(p)) if p.as_os_str() == "/etc/jwks.json"));
-    for url in [
-        "https://idp.example/jwks",
-        "http://127.0.0.1:8080/jwks",
-        "http://[::1]:80/j",
-    ] {
+    for url in ["https://idp.example/jwks", "http://127.0.0.1:8080/jwks", "http://[::1]:80/j"] {
         assert!(matches!(parse_location(url), Ok(Source::Url(_))), "{url}");
     }
-    for url in [
-        "http://idp.example/jwks",
-        "http://localhost/jwks",
-        "ftp://idp.example/jwks",
-    ] {
+    for url in ["http://idp.example/jwks", "http://localhost/jwks", "ftp://idp.example/jwks"] {
         assert!(parse_location(url).is_err(), "{url}");
     }
 }
@@ -108,33 +94,19 @@ fn unusable_keys_are_skipped_and_an_empty_result_is_an_error() {
 
 #[tokio::test]
 async fn jwks_keys_verify_by_kid_and_without_kid() {
-    let v = verifier(false, Some(format!("{KEYS}/jwks.json")))
-        .await
-        .unwrap();
-    for (file, kid) in [
-        ("rsa.pem", "rsa-1"),
-        ("ec.pem", "ec-1"),
-        ("ed25519.pem", "ed-1"),
-    ] {
+    let v = verifier(false, Some(format!("{KEYS}/jwks.json"))).await.unwrap();
+    for (file, kid) in [("rsa.pem", "rsa-1"), ("ec.pem", "ec-1"), ("ed25519.pem", "ed-1")] {
         let claims = json!({"sub": kid, "exp": now() + 60, "org_id": "org-9"});
         let p = check(&v, &pem(file, Some(kid), &claims)).await.unwrap();
-        assert_eq!(
-            (p.subject.as_str(), p.org_id.as_deref()),
-            (kid, Some("org-9"))
-        );
+        assert_eq!((p.subject.as_str(), p.org_id.as_deref()), (kid, Some("org-9")));
         // One key per algorithm in the set, so a kid-less token is unambiguous.
-        assert!(
-            check(&v, &pem(file, None, &claims)).await.is_ok(),
-            "{file} without kid"
-        );
+        assert!(check(&v, &pem(file, None, &claims)).await.is_ok(), "{file} without kid");
     }
 }
 
 #[tokio::test]
 async fn unknown_kid_and_foreign_key_are_refused() {
-    let v = verifier(false, Some(format!("{KEYS}/jwks.json")))
-        .await
-        .unwrap();
+    let v = verifier(false, Some(format!("{KEYS}/jwks.json"))).await.unwrap();
     let unknown = pem("rsa.pem", Some("rsa-2"), &valid());
     assert_eq!(refusal(&v, &unknown).await, "unknown key id");
     let forged = pem("rsa-other.pem", Some("rsa-1"), &valid());
@@ -150,48 +122,26 @@ async fn ambiguous_kidless_token_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("jwks.json");
     std::fs::write(&path, set.to_string()).unwrap();
-    let v = verifier(false, Some(path.display().to_string()))
-        .await
-        .unwrap();
-    assert_eq!(
-        refusal(&v, &pem("rsa.pem", None, &valid())).await,
-        "unknown key id"
-    );
-    assert!(
-        check(&v, &pem("rsa.pem", Some("rsa-1b"), &valid()))
-            .await
-            .is_ok()
-    );
+    let v = verifier(false, Some(path.display().to_string())).await.unwrap();
+    assert_eq!(refusal(&v, &pem("rsa.pem", None, &valid())).await, "unknown key id");
+    assert!(check(&v, &pem("rsa.pem", Some("rsa-1b"), &valid())).await.is_ok());
 }
 
 #[tokio::test]
 async fn secret_and_jwks_work_together() {
-    let v = verifier(true, Some(format!("file://{KEYS}/jwks.json")))
-        .await
-        .unwrap();
+    let v = verifier(true, Some(format!("file://{KEYS}/jwks.json"))).await.unwrap();
     assert!(check(&v, &hs(&valid())).await.is_ok());
-    assert!(
-        check(&v, &pem("rsa.pem", Some("rsa-1"), &valid()))
-            .await
-            .is_ok()
-    );
+    assert!(check(&v, &pem("rsa.pem", Some("rsa-1"), &valid())).await.is_ok());
     assert!(!format!("{v:?}").contains("unit-test-secret"));
     let expired = json!({"exp": now() - LEEWAY_SECS - 60});
-    assert_eq!(
-        refusal(&v, &pem("ec.pem", Some("ec-1"), &expired)).await,
-        "token expired"
-    );
+    assert_eq!(refusal(&v, &pem("ec.pem", Some("ec-1"), &expired)).await, "token expired");
 }
 
 #[tokio::test]
 async fn jwks_over_loopback_http() {
     let server = serve(String::from_utf8(fixture("jwks.json")).unwrap()).await;
     let v = verifier(false, Some(server.url.clone())).await.unwrap();
-    assert!(
-        check(&v, &pem("ec.pem", Some("ec-1"), &valid()))
-            .await
-            .is_ok()
-    );
+    assert!(check(&v, &pem("ec.pem", Some("ec-1"), &valid())).await.is_ok());
     assert_eq!(server.hits(), 1);
 }
 
@@ -206,15 +156,9 @@ async fn unknown_kid_refreshes_at_most_once_per_interval() {
     }
     assert_eq!(server.hits(), 1, "start-up fetch only");
 
-    let eager = Verifier::from_config_with(&cfg, Duration::ZERO)
-        .await
-        .unwrap();
+    let eager = Verifier::from_config_with(&cfg, Duration::ZERO).await.unwrap();
     *server.reply.lock().unwrap() = (200, jwks_subset(&["rsa-1", "ed-1"]));
-    assert!(
-        check(&eager, &pem("ed25519.pem", Some("ed-1"), &valid()))
-            .await
-            .is_ok()
-    );
+    assert!(check(&eager, &pem("ed25519.pem", Some("ed-1"), &valid())).await.is_ok());
     assert_eq!(server.hits(), 3);
 }
 
@@ -222,18 +166,9 @@ async fn unknown_kid_refreshes_at_most_once_per_interval() {
 async fn failed_refresh_keeps_the_old_keys() {
     let server = serve(jwks_subset(&["rsa-1"])).await;
     let cfg = config(false, Some(server.url.clone()));
-    let v = Verifier::from_config_with(&cfg, Duration::ZERO)
-        .await
-        .unwrap();
+    let v = Verifier::from_config_with(&cfg, Duration::ZERO).await.unwrap();
     *server.reply.lock().unwrap() = (500, "oops".into());
-    assert_eq!(
-        refusal(&v, &pem("rsa.pem", Some("rsa-2"), &valid())).await,
-        "unknown key id"
-    );
+    assert_eq!(refusal(&v, &pem("rsa.pem", Some("rsa-2"), &valid())).await, "unknown key id");
     assert_eq!(server.hits(), 2);
-    assert!(
-        check(&v, &pem("rsa.pem", Some("rsa-1"), &valid()))
-            .await
-            .is_ok()
-    );
+    assert!(check(&v, &pem("rsa.pem", Some("rsa-1"), &valid())).await.is_ok());
 }

@@ -76,8 +76,14 @@ pub async fn call<Req: Message, Resp: Message + Default>(
     if code == 0 {
         return Ok(message.expect("a reply message"));
     }
-    let message = get("grpc-message").map(|m| percent_encoding::percent_decode_str(&m).decode_utf8_lossy().into_owned());
-    Err(WebStatus { http_status, code, message: message.unwrap_or_default(), details_bin: get("grpc-status-details-bin") })
+    let message =
+        get("grpc-message").map(|m| percent_encoding::percent_decode_str(&m).decode_utf8_lossy().into_owned());
+    Err(WebStatus {
+        http_status,
+        code,
+        message: message.unwrap_or_default(),
+        details_bin: get("grpc-status-details-bin"),
+    })
 }
 
 /// Text mode may carry several base64 chunks, each padded on its own.
