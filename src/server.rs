@@ -55,6 +55,7 @@ pub async fn build(config: Config, listener: TcpListener) -> anyhow::Result<Serv
     health.set_serving::<AuditServiceServer<GrpcAdapter>>().await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()
         .context("building the reflection service")?;
     let audit = GrpcAdapter::new(service.clone()).into_server().max_decoding_message_size(config.max_request_bytes);

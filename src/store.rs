@@ -30,8 +30,13 @@ impl From<sqlx::Error> for StoreError {
     fn from(error: sqlx::Error) -> Self {
         let transient = match &error {
             sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => true,
-            // SQLITE_BUSY (5) and SQLITE_LOCKED (6): another process holds the file.
-            sqlx::Error::Database(db) => matches!(db.code().as_deref(), Some("5" | "6" | "517" | "262")),
+            // SQLite primary codes (extended codes keep them in the low byte):
+            // BUSY 5 and LOCKED 6 (another process holds the file), IOERR 10,
+            // FULL 13 and CANTOPEN 14 (the file or its disk is in trouble).
+            sqlx::Error::Database(db) => db
+                .code()
+                .and_then(|code| code.parse::<i32>().ok())
+                .is_some_and(|code| matches!(code & 0xff, 5 | 6 | 10 | 13 | 14)),
             _ => false,
         };
         if transient { Self::Unavailable(error) } else { Self::Other(error.into()) }

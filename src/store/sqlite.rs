@@ -23,7 +23,9 @@ const SUMMARY_ONE_ORG: &str = "SELECT action, COUNT(*) AS count, SUM(failed) AS 
 const SUMMARY_ALL_ORGS: &str = "SELECT action, COUNT(*) AS count, SUM(failed) AS failure_count FROM audit_events \
      WHERE occurred_at_ns >= ?1 AND occurred_at_ns < ?2 GROUP BY action";
 const ANY_EVENT: &str = "SELECT EXISTS (SELECT 1 FROM audit_events)";
-const PING: &str = "SELECT 1";
+/// Reads the schema page, so a broken or vanished file is noticed (`SELECT 1`
+/// would be answered by the connection without touching the file).
+const PING: &str = "SELECT count(*) FROM sqlite_schema";
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 

@@ -3,7 +3,10 @@
 
 mod support;
 
+mod auth;
 mod batch;
+mod clients;
 mod durability;
+mod protocols;
 mod query;
 mod summary;
