@@ -5,6 +5,7 @@
 mod authn;
 mod probes;
 mod stack;
+mod web_trailers;
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -196,7 +196,7 @@ impl DispatchInner {
             }
             Protocol::GrpcWeb => {
                 let Ok(response) = self.grpc_web.clone().oneshot(request.map(tonic::body::Body::new)).await;
-                response
+                super::web_trailers::status_into_body(response)
             }
             Protocol::Rest => self.rest(request).await.map(full),
         }
