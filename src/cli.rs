@@ -22,6 +22,15 @@ pub enum Command {
     Serve(ServeArgs),
     /// Print a signed HS256 token for development and scripts.
     Token(TokenArgs),
+    /// Recompute the pre-aggregated counts from the stored events (atomically;
+    /// safe while the service runs).
+    RebuildRollups(RebuildArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RebuildArgs {
+    #[arg(long, env = "AUDIT_DATABASE_URL", default_value = "sqlite://audit.db")]
+    pub database_url: String,
 }
 
 #[derive(Debug, Args)]

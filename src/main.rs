@@ -17,6 +17,14 @@ async fn main() -> anyhow::Result<()> {
             println!("{token}");
             Ok(())
         }
+        Command::RebuildRollups(args) => {
+            let store = audit_service::store::open(&args.database_url).await?;
+            let started = std::time::Instant::now();
+            store.rebuild_rollups().await?;
+            store.close().await;
+            println!("rollups rebuilt in {:.1?}", started.elapsed());
+            Ok(())
+        }
         Command::Serve(args) => {
             let _telemetry = telemetry::init(args.log_format == "json")?;
             let config = args.config()?;

@@ -1,5 +1,6 @@
 //! The storage boundary: one trait every database implements, in domain types only.
 
+pub mod rollup;
 mod sqlite;
 
 use std::sync::Arc;
@@ -50,6 +51,13 @@ pub trait EventStore: Send + Sync + 'static {
 
     /// Per-action counts of the events in the query's range and scope, unordered.
     async fn summarize(&self, query: &SummaryQuery) -> Result<Vec<ActionCount>, StoreError>;
+
+    /// The same counts by a plain `GROUP BY` over the events, ignoring the
+    /// rollups: the reference the rollups must always equal.
+    async fn summarize_raw(&self, query: &SummaryQuery) -> Result<Vec<ActionCount>, StoreError>;
+
+    /// Recomputes every rollup from the events, atomically.
+    async fn rebuild_rollups(&self) -> Result<(), StoreError>;
 
     /// Whether the database answers.
     async fn ping(&self) -> Result<(), StoreError>;

@@ -2,15 +2,12 @@
 
 use std::net::IpAddr;
 
-use super::time::UnixNanos;
+use super::time::{EARLIEST_EVENT_NANOS, LATEST_EVENT_NANOS, UnixNanos};
 use crate::error::{Error, FieldViolation};
 use crate::proto::audit as pb;
 
 /// Largest batch `BatchCreateEvents` takes; larger ones are refused whole.
 pub const MAX_BATCH_EVENTS: usize = 1000;
-/// Events must lie in [1970-01-01, 2200-01-01): older or later is a client bug.
-const EARLIEST_EVENT_NANOS: i64 = 0;
-const LATEST_EVENT_NANOS: i64 = 7_258_118_400 * 1_000_000_000;
 const MAX_ID_LEN: usize = 128;
 const MAX_ORG_LEN: usize = 128;
 const MAX_ACTION_LEN: usize = 128;

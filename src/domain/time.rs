@@ -2,6 +2,11 @@
 
 use pbjson_types::Timestamp;
 
+/// Events must lie in [1970-01-01, 2200-01-01): older or later is a client bug,
+/// and the bound keeps every bucket computation far from overflow.
+pub const EARLIEST_EVENT_NANOS: i64 = 0;
+pub const LATEST_EVENT_NANOS: i64 = 7_258_118_400 * 1_000_000_000;
+
 /// Protobuf's Timestamp range: 0001-01-01T00:00:00Z ..= 9999-12-31T23:59:59Z.
 const MIN_SECONDS: i64 = -62_135_596_800;
 const MAX_SECONDS: i64 = 253_402_300_799;
@@ -50,10 +55,11 @@ impl TimeRange {
         (start < end).then_some(Self { start, end })
     }
 
-    /// The range clamped to what an event timestamp can be. Exact: no stored
-    /// event lies outside `i64` nanoseconds, so clamping drops none and adds none.
+    /// The range clamped to where events can be. Exact: no stored event lies
+    /// outside it, so clamping drops none and adds none. Possibly empty.
     pub fn clamped_nanos(self) -> (i64, i64) {
-        let clamp = |n: i128| n.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64;
+        let clamp =
+            |n: i128| n.clamp(i128::from(EARLIEST_EVENT_NANOS), i128::from(LATEST_EVENT_NANOS)) as i64;
         (clamp(self.start), clamp(self.end))
     }
 

@@ -1,31 +1,20 @@
 //! SQLite store: one writer connection (SQLite has one writer anyway, and a single
 //! in-process writer never meets SQLITE_BUSY from itself), a pool of WAL readers.
 
+mod sql;
+
+use std::collections::HashSet;
 use std::str::FromStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{QueryBuilder, Row, Sqlite};
+use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 
+use super::rollup::{self, Piece};
 use super::{AppendOutcome, EventStore, StoreError};
-use crate::domain::{ActionCount, EventBatch, OrgScope, SummaryQuery};
-
-const INSERT_EVENTS: &str = "INSERT INTO audit_events (organization_id, id, occurred_at_ns, action, failed, \
-     actor_type, actor_id, target_type, target_id, ip, user_agent, details, received_at_ns) ";
-const INSERT_EVENTS_CONFLICT: &str = " ON CONFLICT (organization_id, id) DO NOTHING";
-/// Columns per row, to keep one statement under SQLite's 32766 bound parameters.
-const INSERT_COLUMNS: usize = 13;
-const ROWS_PER_STATEMENT: usize = 32_766 / INSERT_COLUMNS;
-
-const SUMMARY_ONE_ORG: &str = "SELECT action, COUNT(*) AS count, SUM(failed) AS failure_count FROM audit_events \
-     WHERE organization_id = ?1 AND occurred_at_ns >= ?2 AND occurred_at_ns < ?3 GROUP BY action";
-const SUMMARY_ALL_ORGS: &str = "SELECT action, COUNT(*) AS count, SUM(failed) AS failure_count FROM audit_events \
-     WHERE occurred_at_ns >= ?1 AND occurred_at_ns < ?2 GROUP BY action";
-const ANY_EVENT: &str = "SELECT EXISTS (SELECT 1 FROM audit_events)";
-/// Reads the schema page, so a broken or vanished file is noticed (`SELECT 1`
-/// would be answered by the connection without touching the file).
-const PING: &str = "SELECT count(*) FROM sqlite_schema";
+use crate::domain::{ActionCount, EventBatch, NewEvent, OrgScope, Outcome, SummaryQuery};
+use sql::*;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -57,22 +46,22 @@ impl SqliteStore {
             .await?;
         Ok(Self { writer, readers })
     }
-}
 
-#[async_trait]
-impl EventStore for SqliteStore {
-    async fn append(&self, batch: &EventBatch) -> Result<AppendOutcome, StoreError> {
+    /// Inserts the events, returning which of them were new.
+    async fn insert_events<'a>(
+        conn: &mut SqliteConnection,
+        events: &'a [NewEvent],
+    ) -> Result<Vec<&'a NewEvent>, StoreError> {
         let received_at = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as i64);
-        let mut tx = self.writer.begin().await?;
-        let mut created = 0usize;
-        for chunk in batch.events().chunks(ROWS_PER_STATEMENT) {
+        let mut inserted: HashSet<(String, String)> = HashSet::new();
+        for chunk in events.chunks(EVENT_ROWS_PER_STATEMENT) {
             let mut insert = QueryBuilder::<Sqlite>::new(INSERT_EVENTS);
             insert.push_values(chunk, |mut row, event| {
                 row.push_bind(event.organization_id.as_str())
                     .push_bind(event.id.as_str())
                     .push_bind(event.timestamp.get())
                     .push_bind(event.action.as_str())
-                    .push_bind(i64::from(event.outcome == crate::domain::Outcome::Failure))
+                    .push_bind(i64::from(event.outcome == Outcome::Failure))
                     .push_bind(event.actor_type.as_str())
                     .push_bind(event.actor_id.as_str())
                     .push_bind(event.target_type.as_str())
@@ -82,31 +71,120 @@ impl EventStore for SqliteStore {
                     .push_bind(event.details_json.as_deref())
                     .push_bind(received_at);
             });
-            insert.push(INSERT_EVENTS_CONFLICT);
-            created += insert.build().execute(&mut *tx).await?.rows_affected() as usize;
+            insert.push(INSERT_EVENTS_TAIL);
+            for row in insert.build().fetch_all(&mut *conn).await? {
+                inserted.insert((row.try_get(0)?, row.try_get(1)?));
+            }
         }
+        // A duplicate inside the batch conflicts with its first copy: take each
+        // returned key once, for the first event that carries it.
+        Ok(events
+            .iter()
+            .filter(|e| inserted.remove(&(e.organization_id.as_str().to_owned(), e.id.clone())))
+            .collect())
+    }
+
+    async fn add_to_rollups(conn: &mut SqliteConnection, stored: &[&NewEvent]) -> Result<(), StoreError> {
+        let increments = rollup::increments(stored.iter().copied());
+        for chunk in increments.chunks(ROLLUP_ROWS_PER_STATEMENT) {
+            let mut upsert = QueryBuilder::<Sqlite>::new(UPSERT_ROLLUPS);
+            upsert.push_values(chunk, |mut row, (key, counts)| {
+                row.push_bind(key.series.as_str())
+                    .push_bind(key.width_s)
+                    .push_bind(key.start_ns)
+                    .push_bind(key.action.as_str())
+                    .push_bind(counts.count)
+                    .push_bind(counts.failures);
+            });
+            upsert.push(UPSERT_ROLLUPS_TAIL);
+            upsert.build().execute(&mut *conn).await?;
+        }
+        Ok(())
+    }
+}
+
+fn counts_of(rows: Vec<sqlx::sqlite::SqliteRow>) -> Result<Vec<ActionCount>, StoreError> {
+    rows.iter()
+        .map(|row| {
+            Ok(ActionCount {
+                action: row.try_get("action")?,
+                count: row.try_get("count")?,
+                failure_count: row.try_get("failure_count")?,
+            })
+        })
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(StoreError::from)
+}
+
+#[async_trait]
+impl EventStore for SqliteStore {
+    async fn append(&self, batch: &EventBatch) -> Result<AppendOutcome, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let stored = Self::insert_events(&mut tx, batch.events()).await?;
+        Self::add_to_rollups(&mut tx, &stored).await?;
         tx.commit().await?;
-        Ok(AppendOutcome { created, duplicates: batch.events().len() - created })
+        Ok(AppendOutcome { created: stored.len(), duplicates: batch.events().len() - stored.len() })
     }
 
     async fn summarize(&self, query: &SummaryQuery) -> Result<Vec<ActionCount>, StoreError> {
         let (start, end) = query.range.clamped_nanos();
+        let pieces = rollup::plan(&query.scope, start, end);
+        if pieces.is_empty() {
+            return Ok(Vec::new());
+        }
+        let series = match &query.scope {
+            OrgScope::One(org) => org.as_str(),
+            OrgScope::All => rollup::PLATFORM_SERIES,
+        };
+        // One statement, so every piece reads the same snapshot.
+        let mut sql = QueryBuilder::<Sqlite>::new(SUMMARY_HEAD);
+        for (i, piece) in pieces.iter().enumerate() {
+            if i > 0 {
+                sql.push(" UNION ALL ");
+            }
+            match (*piece, &query.scope) {
+                (Piece::Buckets { width_s, from, to }, _) => {
+                    sql.push(SUMMARY_ROLLUP_SERIES).push_bind(series);
+                    sql.push(SUMMARY_ROLLUP_WIDTH).push_bind(width_s);
+                    sql.push(SUMMARY_ROLLUP_FROM).push_bind(from).push(SUMMARY_ROLLUP_TO).push_bind(to);
+                }
+                (Piece::Raw { from, to }, OrgScope::One(org)) => {
+                    sql.push(SUMMARY_RAW_ORG).push_bind(org.as_str());
+                    sql.push(SUMMARY_RAW_ORG_FROM).push_bind(from).push(SUMMARY_RAW_TO).push_bind(to);
+                    sql.push(SUMMARY_RAW_GROUP);
+                }
+                (Piece::Raw { from, to }, OrgScope::All) => {
+                    sql.push(SUMMARY_RAW_ALL).push_bind(from).push(SUMMARY_RAW_TO).push_bind(to);
+                    sql.push(SUMMARY_RAW_GROUP);
+                }
+            }
+        }
+        sql.push(SUMMARY_TAIL);
+        counts_of(sql.build().fetch_all(&self.readers).await?)
+    }
+
+    async fn summarize_raw(&self, query: &SummaryQuery) -> Result<Vec<ActionCount>, StoreError> {
+        let (start, end) = query.range.clamped_nanos();
         let rows = match &query.scope {
             OrgScope::One(org) => {
-                sqlx::query(SUMMARY_ONE_ORG).bind(org.as_str()).bind(start).bind(end).fetch_all(&self.readers).await?
+                sqlx::query(NAIVE_ONE_ORG).bind(org.as_str()).bind(start).bind(end).fetch_all(&self.readers).await?
             }
-            OrgScope::All => sqlx::query(SUMMARY_ALL_ORGS).bind(start).bind(end).fetch_all(&self.readers).await?,
+            OrgScope::All => sqlx::query(NAIVE_ALL_ORGS).bind(start).bind(end).fetch_all(&self.readers).await?,
         };
-        rows.iter()
-            .map(|row| {
-                Ok(ActionCount {
-                    action: row.try_get("action")?,
-                    count: row.try_get("count")?,
-                    failure_count: row.try_get("failure_count")?,
-                })
-            })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(StoreError::from)
+        counts_of(rows)
+    }
+
+    async fn rebuild_rollups(&self) -> Result<(), StoreError> {
+        let mut tx = self.writer.begin().await?;
+        sqlx::query(DELETE_ROLLUPS).execute(&mut *tx).await?;
+        for &width in rollup::ORG_WIDTHS {
+            sqlx::query(REBUILD_ORG_ROLLUPS).bind(width).execute(&mut *tx).await?;
+        }
+        for &width in rollup::PLATFORM_WIDTHS {
+            sqlx::query(REBUILD_PLATFORM_ROLLUPS).bind(width).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
