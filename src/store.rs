@@ -81,3 +81,12 @@ pub async fn open(database_url: &str) -> anyhow::Result<DynStore> {
     }
     anyhow::bail!("unsupported database URL scheme (expected sqlite://PATH)")
 }
+
+/// Opens a store for the benchmark; `maintain_rollups = false` yields one whose
+/// summaries are wrong, to measure what the rollups cost at ingest.
+pub async fn open_for_benchmark(database_url: &str, maintain_rollups: bool) -> anyhow::Result<DynStore> {
+    match database_url.strip_prefix("sqlite://") {
+        Some(path) if !maintain_rollups => Ok(Arc::new(SqliteStore::open(path).await?.without_rollups())),
+        _ => open(database_url).await,
+    }
+}
