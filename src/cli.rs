@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::auth::AuthConfig;
 use crate::config::{AuthSettings, Config, DEFAULT_MAX_REQUEST_BYTES};
+use crate::store::StoreSettings;
 
 #[derive(Debug, Parser)]
 #[command(name = "audit-service", version, about = "Audit-log service: gRPC, gRPC-web and REST/JSON on one port")]
@@ -31,6 +32,32 @@ pub enum Command {
 pub struct RebuildArgs {
     #[arg(long, env = "AUDIT_DATABASE_URL", default_value = "sqlite://audit.db")]
     pub database_url: String,
+    #[command(flatten)]
+    pub db: DbArgs,
+}
+
+/// Connection pool of the PostgreSQL store (SQLite ignores these).
+#[derive(Debug, Args)]
+pub struct DbArgs {
+    /// Most database connections open at once.
+    #[arg(long, env = "AUDIT_DB_MAX_CONNECTIONS", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..))]
+    pub db_max_connections: u32,
+    /// Milliseconds a request waits for a database connection before answering UNAVAILABLE.
+    #[arg(long, env = "AUDIT_DB_ACQUIRE_TIMEOUT_MS", default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub db_acquire_timeout_ms: u64,
+    /// Longest a database statement may run, in milliseconds; 0 disables the limit.
+    #[arg(long, env = "AUDIT_DB_STATEMENT_TIMEOUT_MS", default_value_t = 5000)]
+    pub db_statement_timeout_ms: u64,
+}
+
+impl DbArgs {
+    pub fn settings(&self) -> StoreSettings {
+        StoreSettings {
+            max_connections: self.db_max_connections,
+            acquire_timeout: Duration::from_millis(self.db_acquire_timeout_ms),
+            statement_timeout: Duration::from_millis(self.db_statement_timeout_ms),
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -38,9 +65,11 @@ pub struct ServeArgs {
     /// Address to listen on: gRPC, gRPC-web and REST share it.
     #[arg(long, env = "AUDIT_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
-    /// `sqlite://PATH` (created if missing).
+    /// `sqlite://PATH` (created if missing) or `postgres://USER@HOST:PORT/DATABASE`.
     #[arg(long, env = "AUDIT_DATABASE_URL", default_value = "sqlite://audit.db")]
     pub database_url: String,
+    #[command(flatten)]
+    pub db: DbArgs,
     /// HS256 shared secret that verifies tokens.
     #[arg(long, env = "AUDIT_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
@@ -69,6 +98,8 @@ pub struct ServeArgs {
     /// demo events when the database is empty, and ready-to-paste commands.
     #[arg(long)]
     pub demo: bool,
+    #[command(flatten)]
+    pub limits: crate::server::LimitArgs,
 }
 
 impl ServeArgs {
@@ -98,6 +129,8 @@ impl ServeArgs {
         config.cors_origins = self.cors_origins.iter().map(|o| o.trim().to_owned()).filter(|o| !o.is_empty()).collect();
         config.max_request_bytes = self.max_request_bytes;
         config.drain_timeout = Duration::from_secs(self.drain_timeout_secs);
+        config.limits = self.limits.limits(self.demo)?;
+        config.store = self.db.settings();
         Ok(config)
     }
 }

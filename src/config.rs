@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::auth::AuthConfig;
+use crate::store::StoreSettings;
 
 /// Largest gRPC message or REST body accepted, in bytes. A full batch of 1000
 /// events with large details stays under it.
@@ -27,6 +28,12 @@ pub struct Config {
     pub cors_origins: Vec<String>,
     pub max_request_bytes: usize,
     pub drain_timeout: Duration,
+    /// Sizes, timeouts, concurrency and rate limits (`server::limits`).
+    pub limits: crate::server::Limits,
+    /// Connection pool of the PostgreSQL store.
+    pub store: StoreSettings,
+    /// Demo mode only: a short-lived read-only token the dashboard at `/` pre-fills.
+    pub demo_token: Option<String>,
 }
 
 impl Config {
@@ -37,6 +44,9 @@ impl Config {
             cors_origins: Vec::new(),
             max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
+            limits: crate::server::Limits::default(),
+            store: StoreSettings::default(),
+            demo_token: None,
         }
     }
 }

@@ -97,6 +97,7 @@ pub fn instructions(address: SocketAddr, secret: &[u8]) -> anyhow::Result<String
         crate::rfc3339::format(&pbjson_types::Timestamp { seconds: now - now % 3600 + 3600 - 7 * 86_400, nanos: 0 });
     Ok(format!(
         "\naudit-service demo listening on http://{address}\n\n\
+         dashboard (gRPC-web, token pre-filled for 2 hours):\n  http://{address}/\n\n\
          token (read-only, platform-wide, valid 12 hours):\n  export TOKEN={token}\n\n\
          REST:\n  curl -s -H \"Authorization: Bearer $TOKEN\" \\\n    'http://{address}/v1/audit/events:summary?start_time={start}&end_time={end}&organization_id=org_acme'\n\n\
          gRPC:\n  grpcurl -plaintext -H \"authorization: Bearer $TOKEN\" \\\n    -d '{{\"start_time\":\"{start}\",\"end_time\":\"{end}\"}}' \\\n    {address} avnology.audit.v1.AuditService/GetEventsSummary\n"

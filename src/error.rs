@@ -46,6 +46,9 @@ pub enum Error {
     /// A body or message over the configured size limit.
     #[error("{0}")]
     TooLarge(String),
+    /// A request target (path and query) over the configured length.
+    #[error("{0}")]
+    UriTooLong(String),
     /// Too many requests; the caller may retry after the delay.
     #[error("rate limit exceeded")]
     RateLimited { retry_after: Duration },
@@ -89,7 +92,7 @@ impl Error {
             }
             Self::RouteNotFound { .. } => Code::NotFound,
             Self::MethodNotAllowed { .. } => Code::Unimplemented,
-            Self::TooLarge(_) => Code::ResourceExhausted,
+            Self::TooLarge(_) | Self::UriTooLong(_) => Code::ResourceExhausted,
             Self::RateLimited { retry_after } => {
                 details.set_retry_info(Some(*retry_after));
                 Code::ResourceExhausted
@@ -116,6 +119,8 @@ impl Error {
                 }
                 response
             }
+            // gRPC has no status of its own for it; HTTP does.
+            Self::UriTooLong(_) => http_answer(&status, StatusCode::URI_TOO_LONG),
             Self::InvalidArgument { .. }
             | Self::Unauthenticated(_)
             | Self::PermissionDenied { .. }

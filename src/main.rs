@@ -7,6 +7,9 @@ use audit_service::cli::{Cli, Command};
 use audit_service::config::AuthSettings;
 use audit_service::{auth, demo, server, telemetry};
 
+/// Lifetime of the token the demo's dashboard pre-fills; restart the demo for a fresh one.
+const DEMO_TOKEN_TTL: std::time::Duration = std::time::Duration::from_secs(2 * 3600);
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
@@ -18,7 +21,7 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::RebuildRollups(args) => {
-            let store = audit_service::store::open(&args.database_url).await?;
+            let store = audit_service::store::open(&args.database_url, &args.db.settings()).await?;
             let started = std::time::Instant::now();
             store.rebuild_rollups().await?;
             store.close().await;
@@ -27,7 +30,12 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Serve(args) => {
             let _telemetry = telemetry::init(args.log_format == "json")?;
-            let config = args.config()?;
+            let mut config = args.config()?;
+            if let AuthSettings::Demo { secret } = &config.auth {
+                // Read-only and short-lived: the dashboard hands it to whoever opens the page.
+                config.demo_token =
+                    Some(auth::mint_hs256(secret, "demo-dashboard", &["audit:read"], None, DEMO_TOKEN_TTL)?);
+            }
             let listener = TcpListener::bind(args.listen).await?;
             let server = server::build(config.clone(), listener).await?;
             if let AuthSettings::Demo { secret } = &config.auth {

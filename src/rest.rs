@@ -3,7 +3,9 @@
 //! becomes the RPC's protobuf message and goes, in process, through the same gRPC
 //! stack (auth, tracing, service) as a native call.
 
-mod binding;
+// Public for the fuzz targets and property tests of the query parser only.
+#[doc(hidden)]
+pub mod binding;
 mod grpc_call;
 mod template;
 
@@ -41,6 +43,21 @@ struct Route {
     grpc_path: String,
     input: MessageDescriptor,
     output: MessageDescriptor,
+}
+
+/// One route, as read from its `google.api.http` rule.
+pub struct RouteDoc<'a> {
+    pub method: &'a Method,
+    /// The rule's path template, e.g. `/v1/{name=orgs/*}/events:summary`.
+    pub template: &'a str,
+    /// Request fields bound by the path variables, as dotted proto paths.
+    pub path_fields: Vec<&'a str>,
+    /// `"*"` for the whole request, a top-level field name, or none.
+    pub body: Option<&'a str>,
+    pub response_body: Option<&'a str>,
+    pub grpc_path: &'a str,
+    pub input: &'a MessageDescriptor,
+    pub output: &'a MessageDescriptor,
 }
 
 /// The REST routes of every annotated RPC, and the gRPC stack they call.
@@ -95,12 +112,34 @@ impl RestGateway {
         self.routes.iter().map(|r| (&r.method, r.template.as_str()))
     }
 
-    /// The route template a request would take, for span and log labels.
-    pub fn route_label(&self, method: &Method, path: &str) -> Option<&str> {
+    /// Every route as the OpenAPI document describes it.
+    pub fn describe(&self) -> Vec<RouteDoc<'_>> {
+        self.routes
+            .iter()
+            .map(|r| RouteDoc {
+                method: &r.method,
+                template: r.template.as_str(),
+                path_fields: r.template.variable_fields().collect(),
+                body: match &r.body {
+                    BodyRule::None => None,
+                    BodyRule::Whole => Some("*"),
+                    BodyRule::Field(field) => Some(field.as_str()),
+                },
+                response_body: r.response_body.as_deref(),
+                grpc_path: &r.grpc_path,
+                input: &r.input,
+                output: &r.output,
+            })
+            .collect()
+    }
+
+    /// The route template a request would take and the gRPC path it calls, for
+    /// telemetry: spans and metrics name the RPC behind a REST call.
+    pub fn route_target(&self, method: &Method, path: &str) -> Option<(&str, &str)> {
         self.routes
             .iter()
             .find(|r| r.method == method && r.template.matches(path).is_some())
-            .map(|r| r.template.as_str())
+            .map(|r| (r.template.as_str(), r.grpc_path.as_str()))
     }
 
     /// Serves one REST request whose body was already read.

@@ -3,6 +3,7 @@
 //! drains in-flight requests and closes the database.
 
 mod authn;
+pub mod limits;
 mod probes;
 mod stack;
 mod web_trailers;
@@ -25,14 +26,14 @@ use tonic_health::server::HealthReporter;
 use crate::auth::Verifier;
 use crate::config::{AuthSettings, Config};
 use crate::grpc::GrpcAdapter;
+use crate::metrics::Metrics;
 use crate::proto::{FILE_DESCRIPTOR_SET, audit::audit_service_server::AuditServiceServer};
 use crate::service::AuditService;
 use crate::store::{self, DynStore};
 
+pub use limits::{LimitArgs, Limits, RateLimits};
 pub use stack::HttpService;
-
-/// Slow or idle HTTP/1 clients may not hold a connection open without sending headers.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) use stack::Protocol;
 
 pub struct Server {
     listener: TcpListener,
@@ -40,17 +41,22 @@ pub struct Server {
     store: DynStore,
     health: HealthReporter,
     drain_timeout: Duration,
+    limits: Limits,
+    metrics: Metrics,
 }
 
 /// Builds the server on an already bound listener (tests bind port 0).
 pub async fn build(config: Config, listener: TcpListener) -> anyhow::Result<Server> {
-    let store = store::open(&config.database_url).await.context("opening the database")?;
+    let store = store::open(&config.database_url, &config.store).await.context("opening the database")?;
+    let metrics = Metrics::new().context("setting up metrics")?;
+    // Store spans, ingest counters and pool gauges, whichever database it is.
+    let store = crate::telemetry::instrument_store(store, &config.database_url, &metrics);
     let verifier = match &config.auth {
         AuthSettings::Keys(keys) => Verifier::from_config(keys).await.context("loading token keys")?,
         AuthSettings::Demo { secret } => Verifier::hs256(secret),
     };
     let pool = DescriptorPool::decode(FILE_DESCRIPTOR_SET).context("decoding the descriptor set")?;
-    let service = AuditService::new(store.clone());
+    let service = AuditService::new(store.clone()).with_max_summary_range(config.limits.max_summary_range);
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<AuditServiceServer<GrpcAdapter>>().await;
@@ -74,8 +80,11 @@ pub async fn build(config: Config, listener: TcpListener) -> anyhow::Result<Serv
         cors_origins,
         max_request_bytes: config.max_request_bytes,
         rest_descriptors: pool,
+        limits: config.limits.clone(),
+        web: crate::web::Web::new(config.demo_token.clone()),
+        metrics: metrics.clone(),
     })?;
-    Ok(Server { listener, stack, store, health, drain_timeout: config.drain_timeout })
+    Ok(Server { listener, stack, store, health, drain_timeout: config.drain_timeout, limits: config.limits, metrics })
 }
 
 impl Server {
@@ -91,9 +100,19 @@ impl Server {
     /// Serves until `shutdown` completes, then stops accepting, lets in-flight
     /// requests finish within the drain timeout, and closes the database.
     pub async fn serve(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-        let Server { listener, stack, store, health, drain_timeout } = self;
+        let Server { listener, stack, store, health, drain_timeout, limits, metrics } = self;
         let mut builder = auto::Builder::new(TokioExecutor::new());
-        builder.http1().timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);
+        // Slow or idle HTTP/1 clients may not hold a connection open without
+        // sending a complete request head, nor send an unbounded one.
+        builder
+            .http1()
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(limits.header_read_timeout)
+            .max_buf_size(limits.max_header_bytes);
+        builder
+            .http2()
+            .max_concurrent_streams(limits.http2_max_concurrent_streams)
+            .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX));
         let graceful = GracefulShutdown::new();
         tokio::pin!(shutdown);
         loop {
@@ -129,6 +148,8 @@ impl Server {
             tracing::warn!("drain timeout passed; closing remaining connections");
         }
         store.close().await;
+        // The last values go out over OTLP before the process exits.
+        metrics.shutdown().await;
         tracing::info!("shutdown complete");
         Ok(())
     }

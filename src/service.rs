@@ -16,11 +16,18 @@ pub const WRITE_SCOPE: &str = "audit:write";
 #[derive(Clone)]
 pub struct AuditService {
     store: DynStore,
+    /// Widest summary range served; a wider one is refused before the store sees it.
+    max_summary_range: Option<std::time::Duration>,
 }
 
 impl AuditService {
     pub fn new(store: DynStore) -> Self {
-        Self { store }
+        Self { store, max_summary_range: None }
+    }
+
+    pub fn with_max_summary_range(mut self, max: Option<std::time::Duration>) -> Self {
+        self.max_summary_range = max;
+        self
     }
 
     pub fn store(&self) -> &DynStore {
@@ -30,6 +37,12 @@ impl AuditService {
     /// Per-action counts, ordered by count descending then action ascending.
     #[instrument(name = "audit.summarize", skip_all, fields(org = tracing::field::Empty, enduser.id = %principal.subject))]
     pub async fn summarize(&self, principal: &Principal, request: SummaryRequest) -> Result<Vec<ActionCount>, Error> {
+        if let Some(max) = self.max_summary_range
+            && request.range.end() - request.range.start() > max.as_nanos() as i128
+        {
+            let days = max.as_secs_f64() / 86_400.0;
+            return Err(Error::invalid("end_time", format!("must be at most {days} days after start_time")));
+        }
         let scope = match (&principal.org_id, request.organization_id) {
             (None, None) => OrgScope::All,
             (None, Some(asked)) => OrgScope::One(asked),
@@ -39,6 +52,7 @@ impl AuditService {
         };
         if let OrgScope::One(org) = &scope {
             tracing::Span::current().record("org", org.as_str());
+            crate::telemetry::record_organization(org.as_str());
         }
         let query = SummaryQuery { range: request.range, scope };
         let mut buckets = self.store.summarize(&query).await.map_err(store_error)?;
@@ -59,6 +73,12 @@ impl AuditService {
                     ),
                 ));
             }
+        }
+        // The request's log line names the organization when the batch has one.
+        if let Some(first) = batch.events().first()
+            && batch.events().iter().all(|event| event.organization_id.as_str() == first.organization_id.as_str())
+        {
+            crate::telemetry::record_organization(first.organization_id.as_str());
         }
         let outcome = self.store.append(&batch).await.map_err(store_error)?;
         tracing::debug!(created = outcome.created, duplicates = outcome.duplicates, "batch stored");

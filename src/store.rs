@@ -1,12 +1,15 @@
 //! The storage boundary: one trait every database implements, in domain types only.
 
+mod postgres;
 pub mod rollup;
 mod sqlite;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 use crate::domain::{ActionCount, EventBatch, SummaryQuery};
@@ -31,13 +34,25 @@ impl From<sqlx::Error> for StoreError {
     fn from(error: sqlx::Error) -> Self {
         let transient = match &error {
             sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => true,
-            // SQLite primary codes (extended codes keep them in the low byte):
-            // BUSY 5 and LOCKED 6 (another process holds the file), IOERR 10,
-            // FULL 13 and CANTOPEN 14 (the file or its disk is in trouble).
-            sqlx::Error::Database(db) => db
-                .code()
-                .and_then(|code| code.parse::<i32>().ok())
-                .is_some_and(|code| matches!(code & 0xff, 5 | 6 | 10 | 13 | 14)),
+            sqlx::Error::Database(db) => match db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
+                // SQLSTATE classes 08 (connection lost or refused) and 53 (out of
+                // connections, memory, disk); 57P01-57P03 (server shutting down or
+                // starting); 57014 (statement timeout: too slow to answer now);
+                // 55P03 (lock timeout); 40001/40P01 left after the store's retries.
+                Some(pg) => {
+                    let code = pg.code();
+                    code.starts_with("08")
+                        || code.starts_with("53")
+                        || matches!(code, "57P01" | "57P02" | "57P03" | "57014" | "55P03" | "40001" | "40P01")
+                }
+                // SQLite primary codes (extended codes keep them in the low byte):
+                // BUSY 5 and LOCKED 6 (another process holds the file), IOERR 10,
+                // FULL 13 and CANTOPEN 14 (the file or its disk is in trouble).
+                None => db
+                    .code()
+                    .and_then(|code| code.parse::<i32>().ok())
+                    .is_some_and(|code| matches!(code & 0xff, 5 | 6 | 10 | 13 | 14)),
+            },
             _ => false,
         };
         if transient { Self::Unavailable(error) } else { Self::Other(error.into()) }
@@ -65,21 +80,72 @@ pub trait EventStore: Send + Sync + 'static {
     /// Whether no event is stored yet.
     async fn is_empty(&self) -> Result<bool, StoreError>;
 
+    /// Connections of each pool now, for the pool-usage gauges; none by default.
+    fn pool_stats(&self) -> Vec<PoolStats> {
+        Vec::new()
+    }
+
     /// Closes connections cleanly.
     async fn close(&self);
 }
 
+/// One connection pool's use, as the `audit.db.pool.*` gauges report it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStats {
+    /// The `pool` label: `writer`, `readers`, `main`.
+    pub name: &'static str,
+    /// Connections open, idle or in use.
+    pub size: u32,
+    pub idle: u32,
+    /// Most connections the pool may open.
+    pub max: u32,
+}
+
+impl PoolStats {
+    pub fn of<DB: sqlx::Database>(name: &'static str, pool: &sqlx::Pool<DB>) -> Self {
+        Self {
+            name,
+            size: pool.size(),
+            idle: u32::try_from(pool.num_idle()).unwrap_or(u32::MAX),
+            max: pool.options().get_max_connections(),
+        }
+    }
+}
+
 pub type DynStore = Arc<dyn EventStore>;
 
+/// Connection pool settings of the PostgreSQL store. SQLite keeps its own: one
+/// writer connection and a few readers on a local file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreSettings {
+    /// Most connections open at once.
+    pub max_connections: u32,
+    /// How long a request waits for a connection before answering UNAVAILABLE;
+    /// bounds how long a database outage keeps callers waiting.
+    pub acquire_timeout: Duration,
+    /// Longest a statement may run (PostgreSQL `statement_timeout`); zero disables it.
+    pub statement_timeout: Duration,
+}
+
+impl Default for StoreSettings {
+    fn default() -> Self {
+        Self {
+            max_connections: 16,
+            acquire_timeout: Duration::from_millis(2000),
+            statement_timeout: Duration::from_millis(5000),
+        }
+    }
+}
+
 /// Opens the store a database URL names, applying its migrations.
-pub async fn open(database_url: &str) -> anyhow::Result<DynStore> {
+pub async fn open(database_url: &str, settings: &StoreSettings) -> anyhow::Result<DynStore> {
     if let Some(path) = database_url.strip_prefix("sqlite://").or_else(|| database_url.strip_prefix("sqlite:")) {
         return Ok(Arc::new(SqliteStore::open(path).await?));
     }
     if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
-        anyhow::bail!("PostgreSQL is not available in this build yet; use sqlite://PATH");
+        return Ok(Arc::new(PostgresStore::open(database_url, settings).await?));
     }
-    anyhow::bail!("unsupported database URL scheme (expected sqlite://PATH)")
+    anyhow::bail!("unsupported database URL scheme (expected sqlite://PATH or postgres://...)")
 }
 
 /// Opens a store for the benchmark; `maintain_rollups = false` yields one whose
@@ -87,6 +153,6 @@ pub async fn open(database_url: &str) -> anyhow::Result<DynStore> {
 pub async fn open_for_benchmark(database_url: &str, maintain_rollups: bool) -> anyhow::Result<DynStore> {
     match database_url.strip_prefix("sqlite://") {
         Some(path) if !maintain_rollups => Ok(Arc::new(SqliteStore::open(path).await?.without_rollups())),
-        _ => open(database_url).await,
+        _ => open(database_url, &StoreSettings::default()).await,
     }
 }

@@ -4,7 +4,7 @@
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
@@ -13,11 +13,14 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use tower::{Layer, Service, ServiceBuilder, ServiceExt};
 use tower_http::cors::{AllowOrigin, CorsLayer};
-use tracing::Instrument;
 
 use super::authn::AuthLayer;
+use super::limits::message::MessageLimitLayer;
+use super::limits::rate::RateLimitLayer;
+use super::limits::{Limits, RequestLimitLayer};
 use super::probes;
 use crate::error::Error;
+use crate::metrics::Metrics;
 use crate::rest::{GrpcService, RestGateway};
 use crate::service::AuditService;
 
@@ -41,14 +44,14 @@ const CORS_EXPOSED_HEADERS: [HeaderName; 5] = [
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Protocol {
+pub(crate) enum Protocol {
     Grpc,
     GrpcWeb,
     Rest,
 }
 
 impl Protocol {
-    fn of<B>(request: &Request<B>) -> Self {
+    pub(crate) fn of<B>(request: &Request<B>) -> Self {
         let content_type = request.headers().get(header::CONTENT_TYPE).map(HeaderValue::as_bytes).unwrap_or_default();
         if content_type.starts_with(b"application/grpc-web") {
             Self::GrpcWeb
@@ -59,7 +62,7 @@ impl Protocol {
         }
     }
 
-    fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Self::Grpc => "grpc",
             Self::GrpcWeb => "grpc-web",
@@ -76,6 +79,11 @@ pub struct Parts {
     pub cors_origins: Vec<HeaderValue>,
     pub max_request_bytes: usize,
     pub rest_descriptors: prost_reflect::DescriptorPool,
+    pub limits: Limits,
+    /// The browser dashboard's pages, beside the probes.
+    pub web: crate::web::Web,
+    /// Recorded by the telemetry layers, read by `GET /metrics`.
+    pub metrics: Metrics,
 }
 
 pub type HttpService = tower::util::BoxCloneSyncService<Request<Incoming>, Response<tonic::body::Body>, Infallible>;
@@ -86,9 +94,16 @@ pub fn build_stack(parts: Parts) -> anyhow::Result<HttpService> {
     // this one value, so no path can skip authentication.
     let grpc: GrpcService = tower::util::BoxCloneSyncService::new(
         ServiceBuilder::new()
+            // Notes the status every call ends with, whichever protocol adapter
+            // made it, for the request's span, metrics and log line.
+            .layer(crate::telemetry::RpcStatusLayer)
+            // Refuses an oversized message from its frame prefix, before reading it.
+            .layer(MessageLimitLayer::new(parts.max_request_bytes))
             // Authenticates and authorizes; inside the protocol adapters so that
             // it sees plain gRPC requests whatever the client spoke.
             .layer(parts.auth)
+            // Rate limits per verified caller, so it comes after authentication.
+            .layer(RateLimitLayer::new(&parts.limits.rate, &parts.rest_descriptors)?)
             .service(parts.grpc_routes),
     );
     // gRPC-web translation wraps the gRPC core only: REST and native gRPC never
@@ -99,6 +114,9 @@ pub fn build_stack(parts: Parts) -> anyhow::Result<HttpService> {
     for (method, template) in rest.routes() {
         tracing::debug!(%method, template, "rest route");
     }
+    let openapi = crate::openapi::document_json(&rest, &parts.rest_descriptors);
+    let telemetry =
+        crate::telemetry::TelemetryLayer::new(parts.metrics.clone(), &parts.rest_descriptors, rest.clone())?;
     let dispatch = Dispatch {
         inner: Arc::new(DispatchInner {
             grpc,
@@ -106,6 +124,9 @@ pub fn build_stack(parts: Parts) -> anyhow::Result<HttpService> {
             rest,
             service: parts.service,
             max_request_bytes: parts.max_request_bytes,
+            web: parts.web,
+            metrics: parts.metrics,
+            openapi,
         }),
     };
     let stack = ServiceBuilder::new()
@@ -120,6 +141,11 @@ pub fn build_stack(parts: Parts) -> anyhow::Result<HttpService> {
                 .expose_headers(CORS_EXPOSED_HEADERS)
                 .max_age(Duration::from_secs(600)),
         )
+        // The request's server span (continuing the caller's trace), metrics and
+        // log line; outside the limits so that their refusals are seen too.
+        .layer(telemetry)
+        // Deadline, load shedding and URI length, answered in the client's protocol.
+        .layer(RequestLimitLayer::new(&parts.limits))
         .service(dispatch);
     Ok(tower::util::BoxCloneSyncService::new(stack))
 }
@@ -135,6 +161,10 @@ struct DispatchInner {
     rest: RestGateway,
     service: AuditService,
     max_request_bytes: usize,
+    web: crate::web::Web,
+    metrics: Metrics,
+    /// The OpenAPI document of the REST routes, generated once at start-up.
+    openapi: Bytes,
 }
 
 impl Service<Request<Incoming>> for Dispatch {
@@ -148,42 +178,10 @@ impl Service<Request<Incoming>> for Dispatch {
     }
 
     fn call(&mut self, request: Request<Incoming>) -> Self::Future {
+        // Spans, metrics and the log line are the telemetry layer's, outside.
         let inner = self.inner.clone();
         let protocol = Protocol::of(&request);
-        let route = match protocol {
-            Protocol::Grpc | Protocol::GrpcWeb => request.uri().path().to_owned(),
-            Protocol::Rest => {
-                inner.rest.route_label(request.method(), request.uri().path()).unwrap_or("other").to_owned()
-            }
-        };
-        let span = tracing::info_span!(
-            "request",
-            network.protocol.name = protocol.name(),
-            http.request.method = %request.method(),
-            http.route = %route,
-            http.response.status_code = tracing::field::Empty,
-            rpc.grpc.status_code = tracing::field::Empty,
-        );
-        Box::pin(
-            async move {
-                let started = Instant::now();
-                let response = inner.route(protocol, request).await;
-                let span = tracing::Span::current();
-                span.record("http.response.status_code", response.status().as_u16());
-                let grpc_status =
-                    response.headers().get("grpc-status").and_then(|v| v.to_str().ok()).map(str::to_owned);
-                if let Some(code) = &grpc_status {
-                    span.record("rpc.grpc.status_code", code.as_str());
-                }
-                tracing::info!(
-                    status = response.status().as_u16(),
-                    latency_us = started.elapsed().as_micros() as u64,
-                    "request served"
-                );
-                Ok(response)
-            }
-            .instrument(span),
-        )
+        Box::pin(async move { Ok(inner.route(protocol, request).await) })
     }
 }
 
@@ -206,6 +204,11 @@ impl DispatchInner {
         match (request.method(), request.uri().path()) {
             (&Method::GET, "/healthz") => return probes::healthz(),
             (&Method::GET, "/readyz") => return probes::readyz(&self.service).await,
+            // No token: it describes the API, as reflection does for gRPC.
+            (&Method::GET, "/openapi.json") => return crate::openapi::response(&self.openapi),
+            // No token: it holds counts by RPC and status only, no tenant data.
+            (&Method::GET, "/metrics") => return self.metrics.prometheus_response(),
+            (&Method::GET, path) if self.web.serves(path) => return self.web.get(path, request.headers()),
             _ => {}
         }
         let (parts, body) = request.into_parts();

@@ -19,6 +19,10 @@ pub fn status_into_body(response: Response<tonic::body::Body>) -> Response<tonic
         .get(header::CONTENT_TYPE)
         .is_some_and(|ct| ct.as_bytes().starts_with(b"application/grpc-web-text"));
     let (mut parts, _empty) = response.into_parts();
+    // The status leaves the headers: keep it readable for the request's telemetry.
+    if let Some(code) = parts.headers.get("grpc-status").and_then(|v| v.to_str().ok()?.parse().ok()) {
+        parts.extensions.insert(crate::telemetry::GrpcStatusCode(code));
+    }
     let frame = trailer_frame(&mut parts.headers);
     let body = if text_mode {
         bytes::Bytes::from(base64::engine::general_purpose::STANDARD.encode(&frame))

@@ -208,6 +208,10 @@ impl EventStore for SqliteStore {
         Ok(!any)
     }
 
+    fn pool_stats(&self) -> Vec<super::PoolStats> {
+        vec![super::PoolStats::of("writer", &self.writer), super::PoolStats::of("readers", &self.readers)]
+    }
+
     async fn close(&self) {
         self.readers.close().await;
         self.writer.close().await;

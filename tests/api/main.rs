@@ -7,6 +7,8 @@ mod auth;
 mod batch;
 mod clients;
 mod durability;
+mod limits;
+mod openapi;
 mod protocols;
 mod query;
 mod summary;

@@ -1,0 +1,340 @@
+//! PostgreSQL store: one pool shared by writers and readers (PostgreSQL has no
+//! single-writer limit), events in monthly partitions, idempotency through a
+//! separate id table, rollups kept in the batch's transaction as in SQLite.
+
+mod sql;
+
+use std::collections::{HashMap, HashSet};
+use std::str::FromStr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context as _;
+use async_trait::async_trait;
+use sqlx::pool::PoolConnection;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
+use sqlx::{ConnectOptions as _, Connection as _, Postgres, QueryBuilder, Row};
+use tokio::task::AbortHandle;
+
+use super::rollup::{self, Piece};
+use super::{AppendOutcome, EventStore, StoreError, StoreSettings};
+use crate::domain::{ActionCount, EventBatch, NewEvent, OrgScope, Outcome, SummaryQuery};
+use sql::*;
+
+// sqlx 0.9's PostgreSQL migrator holds `pg_advisory_lock` (a key derived from the
+// database name) from before it creates `_sqlx_migrations` until every migration
+// is applied (sqlx-postgres `migrate.rs` `lock`/`unlock`, called by sqlx-core
+// `Migrator::run_direct` since `locking` defaults to true): replicas starting
+// together apply each migration once, the others wait, then find nothing to do.
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Monthly partitions kept ready ahead of the current month.
+const PARTITION_MONTHS_AHEAD: i32 = 3;
+/// How often a running service re-ensures them, so a long uptime never outruns them.
+const PARTITION_CHECK_INTERVAL: Duration = Duration::from_secs(24 * 3600);
+/// Attempts of an append that hit a deadlock or a serialization failure.
+const APPEND_ATTEMPTS: u32 = 4;
+
+pub struct PostgresStore {
+    pool: PgPool,
+    partition_upkeep: AbortHandle,
+}
+
+impl PostgresStore {
+    /// Connects, applies missing migrations, ensures the coming months' partitions
+    /// and opens the pool. Fails when the database cannot be reached: a service
+    /// that starts must be able to serve; after start, outages are answered
+    /// UNAVAILABLE and recovered from without restart.
+    pub async fn open(url: &str, settings: &StoreSettings) -> anyhow::Result<Self> {
+        let mut options = PgConnectOptions::from_str(url).context("parsing the PostgreSQL URL")?;
+        if options.get_application_name().is_none() {
+            options = options.application_name("audit-service");
+        }
+        // BatchCreateEvents answers after the commit is durable, whatever the server's default.
+        let options = options.options([("synchronous_commit", "on")]);
+
+        // Migrations and partition upkeep on a connection of their own, without the
+        // statement timeout: DDL may wait for locks or rewrite a table.
+        let mut conn = options.connect().await.context("connecting to PostgreSQL")?;
+        Self::migrate(&mut conn).await?;
+        if let Err(error) = ensure_partitions(&mut conn).await {
+            // Not fatal: the default partition takes what no monthly one does.
+            tracing::warn!(error = %error, "creating monthly partitions failed; the default partition takes the events");
+        }
+        conn.close().await.context("closing the migration connection")?;
+
+        let timeout_ms = settings.statement_timeout.as_millis().to_string();
+        let pool = PgPoolOptions::new()
+            .max_connections(settings.max_connections)
+            .acquire_timeout(settings.acquire_timeout)
+            .connect_with(options.options([("statement_timeout", timeout_ms.as_str())]))
+            .await
+            .context("opening the PostgreSQL pool")?;
+        let partition_upkeep = tokio::spawn(keep_partitions_ahead(pool.clone())).abort_handle();
+        Ok(Self { pool, partition_upkeep })
+    }
+
+    /// Runs the migrator unless every migration of this build is already applied,
+    /// unchanged. The migrator's first step (`CREATE TABLE IF NOT EXISTS`) needs
+    /// CREATE on the schema even when the table exists; skipping it lets a service
+    /// role without DDL rights start on a database its owner migrated, and lets an
+    /// older replica start next to a newer one's additional migrations.
+    async fn migrate(conn: &mut PgConnection) -> anyhow::Result<()> {
+        // An error here (no table yet, no right to read it) leaves the verdict to the migrator.
+        if let Ok(rows) = sqlx::query_as::<_, (i64, Vec<u8>, bool)>(APPLIED_MIGRATIONS).fetch_all(&mut *conn).await {
+            let applied: HashMap<i64, (Vec<u8>, bool)> =
+                rows.into_iter().map(|(version, checksum, success)| (version, (checksum, success))).collect();
+            let up_to_date = MIGRATOR.iter().filter(|m| !m.migration_type.is_down_migration()).all(|m| {
+                applied.get(&m.version).is_some_and(|(checksum, success)| *success && checksum[..] == m.checksum[..])
+            });
+            if up_to_date {
+                return Ok(());
+            }
+        }
+        MIGRATOR.run(&mut *conn).await.context("applying PostgreSQL migrations")
+    }
+
+    /// A pooled connection. Not getting one means the database cannot be reached
+    /// now (down, refusing connections, or every connection busy past the acquire
+    /// timeout): unavailable, whatever the error says.
+    async fn connection(&self) -> Result<PoolConnection<Postgres>, StoreError> {
+        self.pool.acquire().await.map_err(StoreError::Unavailable)
+    }
+
+    /// One attempt at the whole append transaction; returns the events stored.
+    async fn append_once<'a>(conn: &mut PgConnection, sorted: &[&'a NewEvent]) -> Result<Vec<&'a NewEvent>, sqlx::Error> {
+        let mut tx = conn.begin().await?;
+        let (orgs, ids): (Vec<&str>, Vec<&str>) =
+            sorted.iter().map(|e| (e.organization_id.as_str(), e.id.as_str())).unzip();
+        let claimed: HashSet<(String, String)> = sqlx::query_as(CLAIM_IDS)
+            .bind(&orgs)
+            .bind(&ids)
+            .fetch_all(&mut *tx)
+            .await?
+            .into_iter()
+            .collect();
+        // A duplicate inside the batch conflicts with its first copy, which the
+        // stable sort kept first: take each claimed key once, for that copy.
+        let mut unclaimed = claimed;
+        let stored: Vec<&NewEvent> = sorted
+            .iter()
+            .copied()
+            .filter(|e| unclaimed.remove(&(e.organization_id.as_str().to_owned(), e.id.clone())))
+            .collect();
+        if !stored.is_empty() {
+            insert_events(&mut tx, &stored).await?;
+            add_to_rollups(&mut tx, &stored).await?;
+        }
+        tx.commit().await?;
+        Ok(stored)
+    }
+}
+
+async fn insert_events(conn: &mut PgConnection, events: &[&NewEvent]) -> Result<(), sqlx::Error> {
+    let received_at = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as i64);
+    let column = |f: fn(&NewEvent) -> &str| events.iter().map(|e| f(e)).collect::<Vec<&str>>();
+    sqlx::query(INSERT_EVENTS)
+        .bind(column(|e| e.organization_id.as_str()))
+        .bind(column(|e| e.id.as_str()))
+        .bind(events.iter().map(|e| e.timestamp.get()).collect::<Vec<i64>>())
+        .bind(column(|e| e.action.as_str()))
+        .bind(events.iter().map(|e| e.outcome == Outcome::Failure).collect::<Vec<bool>>())
+        .bind(column(|e| e.actor_type.as_str()))
+        .bind(column(|e| e.actor_id.as_str()))
+        .bind(column(|e| e.target_type.as_str()))
+        .bind(column(|e| e.target_id.as_str()))
+        .bind(events.iter().map(|e| e.ip.map(|ip| ip.to_string())).collect::<Vec<Option<String>>>())
+        .bind(column(|e| e.user_agent.as_str()))
+        .bind(events.iter().map(|e| e.details_json.as_deref()).collect::<Vec<Option<&str>>>())
+        .bind(received_at)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+async fn add_to_rollups(conn: &mut PgConnection, stored: &[&NewEvent]) -> Result<(), sqlx::Error> {
+    let increments = rollup::increments(stored.iter().copied());
+    let mut columns = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for (key, counts) in &increments {
+        columns.0.push(key.series.as_str());
+        columns.1.push(key.width_s);
+        columns.2.push(key.start_ns);
+        columns.3.push(key.action.as_str());
+        columns.4.push(counts.count);
+        columns.5.push(counts.failures);
+    }
+    sqlx::query(UPSERT_ROLLUPS)
+        .bind(columns.0)
+        .bind(columns.1)
+        .bind(columns.2)
+        .bind(columns.3)
+        .bind(columns.4)
+        .bind(columns.5)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Deadlock (40P01) and serialization failure (40001): the transaction was rolled
+/// back whole and may simply run again.
+fn is_retryable(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Database(db) => matches!(db.code().as_deref(), Some("40P01" | "40001")),
+        _ => false,
+    }
+}
+
+async fn ensure_partitions(conn: &mut PgConnection) -> Result<i32, sqlx::Error> {
+    sqlx::query_scalar(ENSURE_PARTITIONS).bind(PARTITION_MONTHS_AHEAD).fetch_one(conn).await
+}
+
+/// Re-ensures the monthly partitions daily while the service runs.
+async fn keep_partitions_ahead(pool: PgPool) {
+    loop {
+        tokio::time::sleep(PARTITION_CHECK_INTERVAL).await;
+        let created = match pool.acquire().await {
+            Ok(mut conn) => ensure_partitions(&mut conn).await,
+            Err(error) => Err(error),
+        };
+        match created {
+            Ok(0) => {}
+            Ok(created) => tracing::info!(created, "monthly partitions created"),
+            Err(error) => tracing::warn!(error = %error, "creating monthly partitions failed; will retry"),
+        }
+    }
+}
+
+fn counts_of(rows: Vec<PgRow>) -> Result<Vec<ActionCount>, StoreError> {
+    rows.iter()
+        .map(|row| {
+            Ok(ActionCount {
+                action: row.try_get("action")?,
+                count: row.try_get("count")?,
+                failure_count: row.try_get("failure_count")?,
+            })
+        })
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(StoreError::from)
+}
+
+#[async_trait]
+impl EventStore for PostgresStore {
+    async fn append(&self, batch: &EventBatch) -> Result<AppendOutcome, StoreError> {
+        // Sorted by (organization, id), stable so a duplicate's first copy stays
+        // first: concurrent batches then take row locks in one order.
+        let mut sorted: Vec<&NewEvent> = batch.events().iter().collect();
+        sorted.sort_by(|a, b| (&a.organization_id, &a.id).cmp(&(&b.organization_id, &b.id)));
+        let mut conn = self.connection().await?;
+        let mut attempt = 1;
+        loop {
+            match Self::append_once(&mut conn, &sorted).await {
+                Ok(stored) => {
+                    return Ok(AppendOutcome { created: stored.len(), duplicates: sorted.len() - stored.len() });
+                }
+                Err(error) if attempt < APPEND_ATTEMPTS && is_retryable(&error) => {
+                    tracing::debug!(attempt, error = %error, "append rolled back by the database; retrying");
+                    // Jittered, so that the transactions that collided do not collide again.
+                    let pause = Duration::from_millis(rand::random_range(1..=10) * u64::from(attempt));
+                    tokio::time::sleep(pause).await;
+                    attempt += 1;
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
+    }
+
+    async fn summarize(&self, query: &SummaryQuery) -> Result<Vec<ActionCount>, StoreError> {
+        let (start, end) = query.range.clamped_nanos();
+        let pieces = rollup::plan(&query.scope, start, end);
+        if pieces.is_empty() {
+            return Ok(Vec::new());
+        }
+        let series = match &query.scope {
+            OrgScope::One(org) => org.as_str(),
+            OrgScope::All => rollup::PLATFORM_SERIES,
+        };
+        // One statement, so every piece reads the same snapshot.
+        let mut sql = QueryBuilder::<Postgres>::new(SUMMARY_HEAD);
+        for (i, piece) in pieces.iter().enumerate() {
+            if i > 0 {
+                sql.push(" UNION ALL ");
+            }
+            match (*piece, &query.scope) {
+                (Piece::Buckets { width_s, from, to }, _) => {
+                    sql.push(SUMMARY_ROLLUP_SERIES).push_bind(series);
+                    sql.push(SUMMARY_ROLLUP_WIDTH).push_bind(width_s);
+                    sql.push(SUMMARY_ROLLUP_FROM).push_bind(from).push(SUMMARY_ROLLUP_TO).push_bind(to);
+                }
+                (Piece::Raw { from, to }, OrgScope::One(org)) => {
+                    sql.push(SUMMARY_RAW_ORG).push_bind(org.as_str());
+                    sql.push(SUMMARY_RAW_ORG_FROM).push_bind(from).push(SUMMARY_RAW_TO).push_bind(to);
+                    sql.push(SUMMARY_RAW_GROUP);
+                }
+                (Piece::Raw { from, to }, OrgScope::All) => {
+                    sql.push(SUMMARY_RAW_ALL).push_bind(from).push(SUMMARY_RAW_TO).push_bind(to);
+                    sql.push(SUMMARY_RAW_GROUP);
+                }
+            }
+        }
+        sql.push(SUMMARY_TAIL);
+        let mut conn = self.connection().await?;
+        counts_of(sql.build().fetch_all(&mut *conn).await?)
+    }
+
+    async fn summarize_raw(&self, query: &SummaryQuery) -> Result<Vec<ActionCount>, StoreError> {
+        let (start, end) = query.range.clamped_nanos();
+        let mut conn = self.connection().await?;
+        let rows = match &query.scope {
+            OrgScope::One(org) => {
+                sqlx::query(NAIVE_ONE_ORG).bind(org.as_str()).bind(start).bind(end).fetch_all(&mut *conn).await?
+            }
+            OrgScope::All => sqlx::query(NAIVE_ALL_ORGS).bind(start).bind(end).fetch_all(&mut *conn).await?,
+        };
+        counts_of(rows)
+    }
+
+    async fn rebuild_rollups(&self) -> Result<(), StoreError> {
+        // Appends that inserted events but not yet their increments are blocked by
+        // the lock and add them after the commit, on top of a rebuild that could
+        // not see their events: nothing is counted twice or lost.
+        let mut conn = self.connection().await?;
+        let mut tx = conn.begin().await?;
+        sqlx::query(REBUILD_NO_TIMEOUT).execute(&mut *tx).await?;
+        sqlx::query(LOCK_ROLLUPS).execute(&mut *tx).await?;
+        sqlx::query(DELETE_ROLLUPS).execute(&mut *tx).await?;
+        for &width in rollup::ORG_WIDTHS {
+            sqlx::query(REBUILD_ORG_ROLLUPS).bind(width).execute(&mut *tx).await?;
+        }
+        for &width in rollup::PLATFORM_WIDTHS {
+            sqlx::query(REBUILD_PLATFORM_ROLLUPS).bind(width).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        let mut conn = self.connection().await?;
+        sqlx::query(PING).execute(&mut *conn).await?;
+        Ok(())
+    }
+
+    async fn is_empty(&self) -> Result<bool, StoreError> {
+        let mut conn = self.connection().await?;
+        let any: bool = sqlx::query_scalar(ANY_EVENT).fetch_one(&mut *conn).await?;
+        Ok(!any)
+    }
+
+    fn pool_stats(&self) -> Vec<super::PoolStats> {
+        vec![super::PoolStats::of("main", &self.pool)]
+    }
+
+    async fn close(&self) {
+        self.partition_upkeep.abort();
+        self.pool.close().await;
+    }
+}
+
+impl Drop for PostgresStore {
+    fn drop(&mut self) {
+        self.partition_upkeep.abort();
+    }
+}
