@@ -23,9 +23,11 @@
 # Prints PASS/FAIL per check and ends with "deploy: N passed, N failed"; exits non-zero
 # if anything failed. PostgreSQL: 127.0.0.1:5432, superuser postgres, and trust (or
 # .pgpass) authentication for the three audit_* roles; override with CHECK_PGHOST,
-# CHECK_PGPORT, CHECK_PGADMIN. The check's databases are dropped at the end; the
-# cluster-wide roles audit_migrator, audit_service, audit_maintainer are left in place
-# (roles.sql is idempotent and other databases may use them).
+# CHECK_PGPORT, CHECK_PGADMIN. CHECK_AUDIT_BIN runs the service check with that binary
+# instead of the one the context check builds (e.g. one copied out of the image). The
+# check's databases are dropped at the end; the cluster-wide roles audit_migrator,
+# audit_service, audit_maintainer are left in place (roles.sql is idempotent and other
+# databases may use them).
 
 set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -204,7 +206,7 @@ check_context() {
         fail context "cargo build --locked from the files /.dockerignore admits failed (above): a file the build reads is not admitted, Cargo.lock does not match Cargo.toml, or the tree does not build"
         return
     fi
-    BIN="$ROOT/target/deploy-check/debug/audit-service"
+    BIN="${CHECK_AUDIT_BIN:-$ROOT/target/deploy-check/debug/audit-service}"
     pass context
 }
 check_context

@@ -20,7 +20,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the server.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Print a signed HS256 token for development and scripts.
     Token(TokenArgs),
     /// Recompute the pre-aggregated counts from the stored events (atomically;

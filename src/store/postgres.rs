@@ -33,6 +33,9 @@ const PARTITION_MONTHS_AHEAD: i32 = 3;
 const PARTITION_CHECK_INTERVAL: Duration = Duration::from_secs(24 * 3600);
 /// Attempts of an append that hit a deadlock or a serialization failure.
 const APPEND_ATTEMPTS: u32 = 4;
+/// How long start waits for the first connection: an unreachable host fails the
+/// start instead of hanging it for the operating system's TCP retries.
+const STARTUP_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub struct PostgresStore {
     pool: PgPool,
@@ -54,7 +57,10 @@ impl PostgresStore {
 
         // Migrations and partition upkeep on a connection of their own, without the
         // statement timeout: DDL may wait for locks or rewrite a table.
-        let mut conn = options.connect().await.context("connecting to PostgreSQL")?;
+        let mut conn = tokio::time::timeout(STARTUP_CONNECT_TIMEOUT, options.connect())
+            .await
+            .map_err(|_| anyhow::anyhow!("no answer from PostgreSQL within {STARTUP_CONNECT_TIMEOUT:?}"))?
+            .context("connecting to PostgreSQL")?;
         Self::migrate(&mut conn).await?;
         if let Err(error) = ensure_partitions(&mut conn).await {
             // Not fatal: the default partition takes what no monthly one does.
@@ -101,17 +107,15 @@ impl PostgresStore {
     }
 
     /// One attempt at the whole append transaction; returns the events stored.
-    async fn append_once<'a>(conn: &mut PgConnection, sorted: &[&'a NewEvent]) -> Result<Vec<&'a NewEvent>, sqlx::Error> {
+    async fn append_once<'a>(
+        conn: &mut PgConnection,
+        sorted: &[&'a NewEvent],
+    ) -> Result<Vec<&'a NewEvent>, sqlx::Error> {
         let mut tx = conn.begin().await?;
         let (orgs, ids): (Vec<&str>, Vec<&str>) =
             sorted.iter().map(|e| (e.organization_id.as_str(), e.id.as_str())).unzip();
-        let claimed: HashSet<(String, String)> = sqlx::query_as(CLAIM_IDS)
-            .bind(&orgs)
-            .bind(&ids)
-            .fetch_all(&mut *tx)
-            .await?
-            .into_iter()
-            .collect();
+        let claimed: HashSet<(String, String)> =
+            sqlx::query_as(CLAIM_IDS).bind(&orgs).bind(&ids).fetch_all(&mut *tx).await?.into_iter().collect();
         // A duplicate inside the batch conflicts with its first copy, which the
         // stable sort kept first: take each claimed key once, for that copy.
         let mut unclaimed = claimed;
@@ -231,7 +235,8 @@ impl EventStore for PostgresStore {
                     return Ok(AppendOutcome { created: stored.len(), duplicates: sorted.len() - stored.len() });
                 }
                 Err(error) if attempt < APPEND_ATTEMPTS && is_retryable(&error) => {
-                    tracing::debug!(attempt, error = %error, "append rolled back by the database; retrying");
+                    // Batches take their locks in one order, so this should stay rare.
+                    tracing::warn!(attempt, error = %error, "append rolled back by the database; retrying");
                     // Jittered, so that the transactions that collided do not collide again.
                     let pause = Duration::from_millis(rand::random_range(1..=10) * u64::from(attempt));
                     tokio::time::sleep(pause).await;

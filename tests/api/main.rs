@@ -9,6 +9,8 @@ mod clients;
 mod durability;
 mod limits;
 mod openapi;
+mod parsers;
+mod postgres;
 mod protocols;
 mod query;
 mod summary;

@@ -24,7 +24,10 @@ async fn start() -> Option<(TestServer, PgDatabase)> {
     Some((server, db))
 }
 
-async fn batch_create(server: &TestServer, events: Vec<pb::AuditEvent>) -> Result<pb::BatchCreateEventsResponse, tonic::Status> {
+async fn batch_create(
+    server: &TestServer,
+    events: Vec<pb::AuditEvent>,
+) -> Result<pb::BatchCreateEventsResponse, tonic::Status> {
     let request = authed(pb::BatchCreateEventsRequest { events }, &writer());
     server.grpc().await.batch_create_events(request).await.map(tonic::Response::into_inner)
 }
@@ -112,7 +115,8 @@ async fn a_database_outage_answers_unavailable_and_recovers_without_restart() {
 
     let started = Instant::now();
     assert_eq!(grpc_summary(&server).await.unwrap_err().code(), tonic::Code::Unavailable);
-    let refused = batch_create(&server, vec![event("o-2", "org_a", "session.login", "success", "2026-03-02T10:00:00Z")]);
+    let refused =
+        batch_create(&server, vec![event("o-2", "org_a", "session.login", "success", "2026-03-02T10:00:00Z")]);
     assert_eq!(refused.await.unwrap_err().code(), tonic::Code::Unavailable);
     assert_eq!(readyz(&server).await, 503);
     assert!(started.elapsed() < 3 * OUTAGE_ANSWER_WITHIN, "answered in {:?}", started.elapsed());

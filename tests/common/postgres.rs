@@ -16,7 +16,9 @@ pub const URL_VAR: &str = "AUDIT_TEST_POSTGRES_URL";
 pub fn admin_url() -> Option<String> {
     match std::env::var(URL_VAR) {
         Ok(url) if !url.is_empty() => Some(url),
-        _ if std::env::var_os("CI").is_some() => panic!("{URL_VAR} must be set under CI: PostgreSQL tests may not skip"),
+        _ if std::env::var_os("CI").is_some() => {
+            panic!("{URL_VAR} must be set under CI: PostgreSQL tests may not skip")
+        }
         _ => {
             eprintln!("SKIPPED: PostgreSQL tests (set {URL_VAR}=postgres://postgres@127.0.0.1:5432/test)");
             None

@@ -63,7 +63,7 @@ pub async fn retries_are_idempotent_per_organization(s: &TestStore) {
 /// retry would be.
 fn shared(k: usize, base: i64) -> Generated {
     let offset = (k as i64 * 7919 * 1_000_003).rem_euclid(2 * HOUR);
-    event(&format!("shared-{k}"), ORGS[k % 2], ACTIONS[k % 3], k % 5 == 0, base + offset)
+    event(&format!("shared-{k}"), ORGS[k % 2], ACTIONS[k % 3], k.is_multiple_of(5), base + offset)
 }
 
 pub async fn concurrent_batches_never_double_count_or_lose_a_count(s: &TestStore) {
@@ -162,7 +162,12 @@ pub async fn a_failed_batch_leaves_no_trace(s: &TestStore) {
     }
     assert_eq!(s.rollup_rows().await, rollups_before, "{:?}: rollups untouched", s.backend);
     assert_eq!(s.scalar(&format!("SELECT COUNT(*) FROM {ids_table}")).await, ids_before, "{:?}: no id kept", s.backend);
-    assert_eq!(s.scalar("SELECT COUNT(*) FROM audit_events").await, stored.len() as i64, "{:?}: no event kept", s.backend);
+    assert_eq!(
+        s.scalar("SELECT COUNT(*) FROM audit_events").await,
+        stored.len() as i64,
+        "{:?}: no event kept",
+        s.backend
+    );
     let span = (start - DAY, start + 3 * DAY);
     for scope in scopes() {
         assert_exact(s, &stored, &scope, span.0, span.1).await;

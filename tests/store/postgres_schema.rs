@@ -47,12 +47,11 @@ async fn concurrent_opens_of_a_fresh_database_all_succeed() {
             .await
             .unwrap();
     assert_eq!((applied, succeeded), (3, 3), "each migration applied once");
-    let partitions: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM pg_inherits WHERE inhparent = 'audit_events'::regclass",
-    )
-    .fetch_one(&mut conn)
-    .await
-    .unwrap();
+    let partitions: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM pg_inherits WHERE inhparent = 'audit_events'::regclass")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
     assert!(partitions >= 5, "this month, three ahead and the default: {partitions}");
     conn.close().await.ok();
     for store in stores {
@@ -154,18 +153,19 @@ async fn retention_drops_whole_months_with_their_rollups() {
     let dropped: Vec<String> =
         sqlx::query_scalar("SELECT audit_drop_partitions_before($1)").bind(cutoff).fetch_all(&mut conn).await.unwrap();
     assert_eq!(dropped, ["audit_events_p202001"]);
-    let january_rollups: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM audit_rollups WHERE bucket_start_ns >= $1 AND bucket_start_ns < $2",
-    )
-    .bind(MONTH_2020_01)
-    .bind(MONTH_2020_02)
-    .fetch_one(&mut conn)
-    .await
-    .unwrap();
+    let january_rollups: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM audit_rollups WHERE bucket_start_ns >= $1 AND bucket_start_ns < $2")
+            .bind(MONTH_2020_01)
+            .bind(MONTH_2020_02)
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
     assert_eq!(january_rollups, 0);
     let kept = &events[2..];
     for scope in [OrgScope::All, org_scope("org_a"), org_scope("org_b")] {
-        for (from, to) in [(MONTH_2020_01, MONTH_2020_02), (MONTH_2020_01, MONTH_2020_03), (MONTH_2020_01 + 7, MONTH_2020_03 - 7)] {
+        for (from, to) in
+            [(MONTH_2020_01, MONTH_2020_02), (MONTH_2020_01, MONTH_2020_03), (MONTH_2020_01 + 7, MONTH_2020_03 - 7)]
+        {
             let q = query(&scope, from, to);
             let want = expected(kept, &scope, from, to);
             assert_eq!(sorted(store.summarize(&q).await.unwrap()), want, "{scope:?} [{from}, {to})");
@@ -247,4 +247,41 @@ async fn a_least_privileged_service_role_serves_and_cannot_rewrite_history() {
     owner.close().await.ok();
     db.drop_now().await;
     drop(role);
+}
+
+#[tokio::test]
+async fn the_statement_timeout_ends_waits_as_unavailable_except_for_a_rebuild() {
+    let Some(db) = PgDatabase::create().await else { return };
+    let settings =
+        StoreSettings { statement_timeout: std::time::Duration::from_millis(300), ..StoreSettings::default() };
+    let store = store::open(&db.url, &settings).await.unwrap();
+    let events = [event("t1", "org_a", now_ns())];
+    store.append(&batch(&events)).await.unwrap();
+
+    // A summary with whole buckets reads the rollups; held locked, it waits past the timeout.
+    let mut holder = db.connect().await;
+    holder.execute("BEGIN; LOCK TABLE audit_rollups IN ACCESS EXCLUSIVE MODE").await.unwrap();
+    let started = std::time::Instant::now();
+    let q = query(&OrgScope::All, 0, i64::MAX);
+    match store.summarize(&q).await {
+        Err(audit_service::store::StoreError::Unavailable(error)) => {
+            assert!(error.to_string().contains("57014") || error.to_string().contains("statement timeout"), "{error}")
+        }
+        other => panic!("expected the statement timeout, got {other:?}"),
+    }
+    assert!(started.elapsed() < std::time::Duration::from_secs(2), "{:?}", started.elapsed());
+    holder.execute("ROLLBACK").await.unwrap();
+
+    // A rebuild reads every event and may take long: it waits out a lock longer than the timeout.
+    holder.execute("BEGIN; LOCK TABLE audit_events IN ACCESS EXCLUSIVE MODE").await.unwrap();
+    let release = tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+        holder.execute("COMMIT").await.unwrap();
+        holder.close().await.ok();
+    });
+    store.rebuild_rollups().await.expect("the rebuild is not cut short by the statement timeout");
+    release.await.unwrap();
+    assert_eq!(sorted(store.summarize(&q).await.unwrap()), expected(&events, &OrgScope::All, 0, i64::MAX));
+    store.close().await;
+    db.drop_now().await;
 }

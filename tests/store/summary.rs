@@ -11,8 +11,14 @@ use crate::support::{
 use audit_service::domain::OrgScope;
 
 pub const ORGS: [&str; 4] = ["org_a", "org_b", "org_c", "org_d"];
-pub const ACTIONS: [&str; 6] =
-    ["session.login", "session.logout", "user.created", "user.password.changed", "oauth.token.issued", "api_key.revoked"];
+pub const ACTIONS: [&str; 6] = [
+    "session.login",
+    "session.logout",
+    "user.created",
+    "user.password.changed",
+    "oauth.token.issued",
+    "api_key.revoked",
+];
 
 /// A seed per run, printed so that a failure can be replayed with AUDIT_TEST_SEED.
 pub fn seed() -> u64 {

@@ -202,7 +202,10 @@ pub fn org_scope(org: &str) -> OrgScope {
 }
 
 pub fn query(scope: &OrgScope, start: i64, end: i64) -> SummaryQuery {
-    SummaryQuery { range: TimeRange::new(i128::from(start), i128::from(end)).expect("start < end"), scope: scope.clone() }
+    SummaryQuery {
+        range: TimeRange::new(i128::from(start), i128::from(end)).expect("start < end"),
+        scope: scope.clone(),
+    }
 }
 
 /// Sorted by action, so answers compare as values.

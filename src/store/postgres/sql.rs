@@ -28,8 +28,7 @@ pub const UPSERT_ROLLUPS: &str = "INSERT INTO audit_rollups \
      failure_count = audit_rollups.failure_count + EXCLUDED.failure_count";
 
 // SUM(bigint) is numeric in PostgreSQL: cast back, the counts fit in 64 bits.
-pub const SUMMARY_HEAD: &str =
-    "SELECT action, SUM(n)::bigint AS count, SUM(f)::bigint AS failure_count FROM (";
+pub const SUMMARY_HEAD: &str = "SELECT action, SUM(n)::bigint AS count, SUM(f)::bigint AS failure_count FROM (";
 pub const SUMMARY_ROLLUP_SERIES: &str =
     "SELECT action, event_count AS n, failure_count AS f FROM audit_rollups WHERE series = ";
 pub const SUMMARY_ROLLUP_WIDTH: &str = " AND width_s = ";
