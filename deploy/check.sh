@@ -121,7 +121,7 @@ check_kubernetes() {
             fail kubernetes "schema validation against Kubernetes $version failed (above)"
             ok=0
         else
-            echo "valid against Kubernetes $version schemas ($("$validate" --version 2>&1 | tail -1))"
+            echo "valid against Kubernetes $version schemas (kubernetes-validate $("$validate" --version 2>&1 | tail -1))"
         fi
     done
     if ! python3 deploy/check_manifests.py; then

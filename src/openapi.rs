@@ -18,9 +18,12 @@ const ERROR_SCHEMA: &str = "google.rpc.Status";
 /// recursive message must not recurse forever.
 const MAX_QUERY_DEPTH: usize = 4;
 
+/// `(name, description)` of a response header.
+type Header = (&'static str, &'static str);
+
 /// `(status, description, required response header)` of every error the REST
 /// layer can answer with, as the contract's error table maps them.
-const ERRORS: [(&str, &str, Option<(&str, &str)>); 11] = [
+const ERRORS: [(&str, &str, Option<Header>); 11] = [
     ("400", "INVALID_ARGUMENT: a missing, repeated, malformed or unknown parameter, or an invalid body", None),
     ("401", "UNAUTHENTICATED: no token, or one that does not verify", Some(("WWW-Authenticate", "Bearer challenge"))),
     (

@@ -151,8 +151,12 @@ pub async fn open(database_url: &str, settings: &StoreSettings) -> anyhow::Resul
 /// Opens a store for the benchmark; `maintain_rollups = false` yields one whose
 /// summaries are wrong, to measure what the rollups cost at ingest.
 pub async fn open_for_benchmark(database_url: &str, maintain_rollups: bool) -> anyhow::Result<DynStore> {
+    let settings = StoreSettings::default();
     match database_url.strip_prefix("sqlite://") {
         Some(path) if !maintain_rollups => Ok(Arc::new(SqliteStore::open(path).await?.without_rollups())),
-        _ => open(database_url, &StoreSettings::default()).await,
+        None if !maintain_rollups => {
+            Ok(Arc::new(postgres::PostgresStore::open(database_url, &settings).await?.without_rollups()))
+        }
+        _ => open(database_url, &settings).await,
     }
 }

@@ -7,6 +7,8 @@ use audit_service::auth::{Principal, Verifier, mint_hs256};
 use audit_service::domain::{NewEvent, Outcome};
 use audit_service::service::AuditService;
 use audit_service::store::{self, DynStore};
+use std::str::FromStr;
+
 use sqlx::ConnectOptions;
 
 pub struct Target {
@@ -24,7 +26,13 @@ impl Target {
                 let dir = tempfile::tempdir()?;
                 (format!("sqlite://{}", dir.path().join("bench.db").display()), Some(dir))
             }
-            other => anyhow::bail!("unknown --db {other} (sqlite)"),
+            "postgres" => {
+                let name = format!("audit_bench_{}_{}", std::process::id(), rand_suffix());
+                let mut admin = admin().await?;
+                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut admin).await?;
+                (replace_database(&admin_url(), &name), None)
+            }
+            other => anyhow::bail!("unknown --db {other} (sqlite or postgres)"),
         };
         let store = store::open_for_benchmark(&url, aggregates).await?;
         let service = AuditService::new(store.clone());
@@ -39,6 +47,9 @@ impl Target {
 
     /// The database's own fastest load of the same rows, bypassing the service.
     pub async fn bulk_insert(&self, events: &[NewEvent]) -> anyhow::Result<()> {
+        if self.url.starts_with("postgres") {
+            return self.copy(events).await;
+        }
         let path = self.url.trim_start_matches("sqlite://");
         let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
             .filename(path)
@@ -73,8 +84,73 @@ impl Target {
         Ok(())
     }
 
-    pub async fn drop(self) -> anyhow::Result<()> {
-        self.store.close().await;
+    /// PostgreSQL's COPY of the same rows into the events table, in one transaction.
+    async fn copy(&self, events: &[NewEvent]) -> anyhow::Result<()> {
+        let mut conn = sqlx::postgres::PgConnectOptions::from_str(&self.url)?.connect().await?;
+        let mut tx = sqlx::Connection::begin(&mut conn).await?;
+        let mut copy = tx
+            .copy_in_raw(
+                "COPY audit_events (organization_id, id, occurred_at_ns, action, failed, actor_type, actor_id, \
+                 target_type, target_id, ip, user_agent, details, received_at_ns) FROM STDIN",
+            )
+            .await?;
+        let mut buffer = String::with_capacity(1 << 20);
+        for e in events {
+            use std::fmt::Write;
+            let ip = e.ip.map_or_else(|| "\\N".to_owned(), |ip| ip.to_string());
+            writeln!(
+                buffer,
+                "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t\\N\t0",
+                e.organization_id,
+                e.id,
+                e.timestamp.get(),
+                e.action.as_str(),
+                e.outcome == Outcome::Failure,
+                e.actor_type,
+                e.actor_id,
+                e.target_type,
+                e.target_id,
+                ip,
+                e.user_agent
+            )?;
+            if buffer.len() > (1 << 20) {
+                copy.send(buffer.as_bytes()).await?;
+                buffer.clear();
+            }
+        }
+        copy.send(buffer.as_bytes()).await?;
+        copy.finish().await?;
+        tx.commit().await?;
         Ok(())
     }
+
+    pub async fn drop(self) -> anyhow::Result<()> {
+        self.store.close().await;
+        if let Some(name) = self.url.strip_prefix("postgres").and(self.url.rsplit('/').next()) {
+            let mut admin = admin().await?;
+            sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))).execute(&mut admin).await?;
+        }
+        Ok(())
+    }
+}
+
+fn admin_url() -> String {
+    std::env::var("AUDIT_BENCH_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+async fn admin() -> anyhow::Result<sqlx::PgConnection> {
+    Ok(sqlx::postgres::PgConnectOptions::from_str(&admin_url())?.connect().await?)
+}
+
+fn replace_database(url: &str, name: &str) -> String {
+    match url.rsplit_once('/') {
+        Some((base, _)) => format!("{base}/{name}"),
+        None => format!("{url}/{name}"),
+    }
+}
+
+fn rand_suffix() -> u32 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
 }

@@ -40,6 +40,8 @@ const STARTUP_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct PostgresStore {
     pool: PgPool,
     partition_upkeep: AbortHandle,
+    /// Off only to measure what the rollups cost (see `store::open_for_benchmark`).
+    maintain_rollups: bool,
 }
 
 impl PostgresStore {
@@ -76,7 +78,7 @@ impl PostgresStore {
             .await
             .context("opening the PostgreSQL pool")?;
         let partition_upkeep = tokio::spawn(keep_partitions_ahead(pool.clone())).abort_handle();
-        Ok(Self { pool, partition_upkeep })
+        Ok(Self { pool, partition_upkeep, maintain_rollups: true })
     }
 
     /// Runs the migrator unless every migration of this build is already applied,
@@ -99,6 +101,13 @@ impl PostgresStore {
         MIGRATOR.run(&mut *conn).await.context("applying PostgreSQL migrations")
     }
 
+    /// A store that does not maintain rollups: its summaries are wrong. Exists
+    /// only so the benchmark can measure what maintaining them costs.
+    pub fn without_rollups(mut self) -> Self {
+        self.maintain_rollups = false;
+        self
+    }
+
     /// A pooled connection. Not getting one means the database cannot be reached
     /// now (down, refusing connections, or every connection busy past the acquire
     /// timeout): unavailable, whatever the error says.
@@ -108,6 +117,7 @@ impl PostgresStore {
 
     /// One attempt at the whole append transaction; returns the events stored.
     async fn append_once<'a>(
+        &self,
         conn: &mut PgConnection,
         sorted: &[&'a NewEvent],
     ) -> Result<Vec<&'a NewEvent>, sqlx::Error> {
@@ -126,7 +136,9 @@ impl PostgresStore {
             .collect();
         if !stored.is_empty() {
             insert_events(&mut tx, &stored).await?;
-            add_to_rollups(&mut tx, &stored).await?;
+            if self.maintain_rollups {
+                add_to_rollups(&mut tx, &stored).await?;
+            }
         }
         tx.commit().await?;
         Ok(stored)
@@ -230,7 +242,7 @@ impl EventStore for PostgresStore {
         let mut conn = self.connection().await?;
         let mut attempt = 1;
         loop {
-            match Self::append_once(&mut conn, &sorted).await {
+            match self.append_once(&mut conn, &sorted).await {
                 Ok(stored) => {
                     return Ok(AppendOutcome { created: stored.len(), duplicates: sorted.len() - stored.len() });
                 }
