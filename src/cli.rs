@@ -26,6 +26,9 @@ pub enum Command {
     /// Recompute the pre-aggregated counts from the stored events (atomically;
     /// safe while the service runs).
     RebuildRollups(RebuildArgs),
+    /// Apply pending database migrations and create the coming partitions, then
+    /// exit: run once per upgrade, as the schema owner, before new replicas start.
+    Migrate(RebuildArgs),
 }
 
 #[derive(Debug, Args)]

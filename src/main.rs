@@ -20,6 +20,13 @@ async fn main() -> anyhow::Result<()> {
             println!("{token}");
             Ok(())
         }
+        Command::Migrate(args) => {
+            // Opening a store applies its migrations under the database's lock.
+            let store = audit_service::store::open(&args.database_url, &args.db.settings()).await?;
+            store.close().await;
+            println!("database is migrated");
+            Ok(())
+        }
         Command::RebuildRollups(args) => {
             let store = audit_service::store::open(&args.database_url, &args.db.settings()).await?;
             let started = std::time::Instant::now();

@@ -12,8 +12,13 @@ CHROMIUM="${CHROMIUM:-/usr/bin/chromium}"
 [[ -x "$CHROMIUM" ]] || { echo "no Chromium at $CHROMIUM: apt-get install -y chromium" >&2; exit 1; }
 [[ -d web/node_modules/playwright-core ]] || (cd web && npm ci --no-audit --no-fund)
 
-cargo build --quiet --bin audit-service
-BIN="$PWD/target/debug/audit-service"
+# `cargo test` passes the binary it built (tests/external); run by hand, build it.
+if [[ -n "${AUDIT_BIN:-}" ]]; then
+  BIN="$AUDIT_BIN"
+else
+  cargo build --quiet --bin audit-service
+  BIN="$PWD/target/debug/audit-service"
+fi
 WORK="$(mktemp -d)"
 PIDS=()
 cleanup() {
