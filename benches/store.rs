@@ -81,12 +81,20 @@ async fn main() -> anyhow::Result<()> {
         load(&target, step as u64, total - loaded, total).await?;
         loaded = total;
         eprintln!("loaded {total} events in {:.1?}", load_started.elapsed());
-        for (label, scope) in [("one organization", OrgScope::One(OrgId::parse(&data::org_name(0)).unwrap())), ("platform-wide", OrgScope::All)] {
+        for (label, scope) in [
+            ("one organization", OrgScope::One(OrgId::parse(&data::org_name(0)).unwrap())),
+            ("platform-wide", OrgScope::All),
+        ] {
             let (fast, naive) = summaries(&target, &scope, o.queries, step == 1).await?;
             let (p50, p99) = (percentile(&fast, 50), percentile(&fast, 99));
             let (n50, n99) = (percentile(&naive, 50), percentile(&naive, 99));
             rows.push(row_ms(&format!("summary {label}, {total} events: rollups p50 / p99 (ms)"), p50, p99, None));
-            rows.push(row_ms(&format!("summary {label}, {total} events: naive GROUP BY p50 / p99 (ms)"), n50, n99, Some(n50 / p50)));
+            rows.push(row_ms(
+                &format!("summary {label}, {total} events: naive GROUP BY p50 / p99 (ms)"),
+                n50,
+                n99,
+                Some(n50 / p50),
+            ));
             flat.push((label, total, p50));
         }
     }
@@ -133,7 +141,12 @@ async fn load(target: &Target, seed: u64, count: u64, stream_len: u64) -> anyhow
 
 /// Latencies (ms) of the store's summary and of the naive query over random
 /// one-week ranges at microsecond offsets, checking every pair agrees.
-async fn summaries(target: &Target, scope: &OrgScope, queries: usize, fewer_naive: bool) -> anyhow::Result<(Vec<f64>, Vec<f64>)> {
+async fn summaries(
+    target: &Target,
+    scope: &OrgScope,
+    queries: usize,
+    fewer_naive: bool,
+) -> anyhow::Result<(Vec<f64>, Vec<f64>)> {
     let mut rng = data::Rng::new(42);
     let (mut fast, mut naive) = (Vec::new(), Vec::new());
     let week_ns: i128 = 7 * 86_400 * 1_000_000_000;
@@ -176,7 +189,12 @@ fn row(name: &str, value: f64, ratio: Option<f64>) -> [String; 4] {
 }
 
 fn row_ms(name: &str, p50: f64, p99: f64, ratio: Option<f64>) -> [String; 4] {
-    [name.into(), format!("{p50:.3}"), format!(" / {p99:.3}"), ratio.map(|r| format!("{r:.1}× slower")).unwrap_or_default()]
+    [
+        name.into(),
+        format!("{p50:.3}"),
+        format!(" / {p99:.3}"),
+        ratio.map(|r| format!("{r:.1}× slower")).unwrap_or_default(),
+    ]
 }
 
 fn bulk_name(db: &str) -> &'static str {

@@ -128,7 +128,9 @@ impl Target {
         self.store.close().await;
         if let Some(name) = self.url.strip_prefix("postgres").and(self.url.rsplit('/').next()) {
             let mut admin = admin().await?;
-            sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))).execute(&mut admin).await?;
+            sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
+                .execute(&mut admin)
+                .await?;
         }
         Ok(())
     }

@@ -58,8 +58,7 @@ impl TimeRange {
     /// The range clamped to where events can be. Exact: no stored event lies
     /// outside it, so clamping drops none and adds none. Possibly empty.
     pub fn clamped_nanos(self) -> (i64, i64) {
-        let clamp =
-            |n: i128| n.clamp(i128::from(EARLIEST_EVENT_NANOS), i128::from(LATEST_EVENT_NANOS)) as i64;
+        let clamp = |n: i128| n.clamp(i128::from(EARLIEST_EVENT_NANOS), i128::from(LATEST_EVENT_NANOS)) as i64;
         (clamp(self.start), clamp(self.end))
     }
 

@@ -87,10 +87,7 @@ impl SqliteStore {
         }
         // A duplicate inside the batch conflicts with its first copy: take each
         // returned key once, for the first event that carries it.
-        Ok(events
-            .iter()
-            .filter(|e| inserted.remove(&(e.organization_id.as_str().to_owned(), e.id.clone())))
-            .collect())
+        Ok(events.iter().filter(|e| inserted.remove(&(e.organization_id.as_str().to_owned(), e.id.clone()))).collect())
     }
 
     async fn add_to_rollups(conn: &mut SqliteConnection, stored: &[&NewEvent]) -> Result<(), StoreError> {

@@ -13,8 +13,7 @@ pub const UPSERT_ROLLUPS_TAIL: &str = " ON CONFLICT (series, width_s, bucket_sta
      event_count = event_count + excluded.event_count, failure_count = failure_count + excluded.failure_count";
 pub const ROLLUP_ROWS_PER_STATEMENT: usize = 32_766 / 6;
 
-pub const SUMMARY_HEAD: &str =
-    "SELECT action, SUM(n) AS count, SUM(f) AS failure_count FROM (";
+pub const SUMMARY_HEAD: &str = "SELECT action, SUM(n) AS count, SUM(f) AS failure_count FROM (";
 pub const SUMMARY_ROLLUP_SERIES: &str =
     "SELECT action, event_count AS n, failure_count AS f FROM audit_rollups WHERE series = ";
 pub const SUMMARY_ROLLUP_WIDTH: &str = " AND width_s = ";
