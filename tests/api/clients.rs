@@ -38,11 +38,13 @@ async fn javascript_and_python_examples_get_the_same_answer() {
     // Offsets with '+', which form encoding must carry as %2B.
     let (start, end) = ("2026-03-02T11:00:00+01:00", "2026-03-02T13:00:00+01:00");
     let query = format!("start_time={}&end_time={}", start.replace('+', "%2B"), end.replace('+', "%2B"));
-    let expected: serde_json::Value = rest_summary(&http1(), &server.base, &query, &reader()).await.json().await.unwrap();
+    let expected: serde_json::Value =
+        rest_summary(&http1(), &server.base, &query, &reader()).await.json().await.unwrap();
     assert_eq!(expected["buckets"].as_array().unwrap().len(), 1);
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients");
     let token = reader();
-    let args = |script: &str| vec![format!("{dir}/{script}"), server.base.clone(), token.clone(), start.into(), end.into()];
+    let args =
+        |script: &str| vec![format!("{dir}/{script}"), server.base.clone(), token.clone(), start.into(), end.into()];
     for (program, script) in [("node", "summary.mjs"), ("python3", "summary.py")] {
         let args = args(script);
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
