@@ -6,7 +6,7 @@
 //! headers, trailers or the gRPC-web trailer frame). Prints requests/s, p50, p99,
 //! the ratio to native gRPC and the server's peak RSS.
 //!
-//! cargo bench --bench protocols -- [--seconds 3] [--concurrency 1,16,64]
+//! cargo bench --bench protocols -- [--seconds 3] [--concurrency 1,16,64] [--days 7]
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -59,16 +59,19 @@ const PROTOCOLS: [Protocol; 6] = [
 
 struct Options {
     seconds: f64,
+    /// Width of the summary range in whole days, ending at today's midnight UTC.
+    days: i64,
     concurrency: Vec<usize>,
 }
 
 fn options() -> Options {
-    let mut o = Options { seconds: 3.0, concurrency: vec![1, 16, 64] };
+    let mut o = Options { seconds: 3.0, days: 7, concurrency: vec![1, 16, 64] };
     let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
     for pair in args.chunks(2) {
         let value = pair.get(1).cloned().unwrap_or_default();
         match pair[0].as_str() {
             "--seconds" => o.seconds = value.parse().expect("--seconds S"),
+            "--days" => o.days = value.parse().expect("--days N"),
             "--concurrency" => {
                 o.concurrency = value.split(',').map(|c| c.parse().expect("--concurrency 1,16,64")).collect()
             }
@@ -364,11 +367,11 @@ async fn run(protocol: Protocol, port: u16, concurrency: usize, seconds: f64, te
     }
 }
 
-/// A closed range of the demo data: the last seven whole days before today (UTC).
-fn last_week() -> (String, String) {
+/// A range of the demo data: the last `days` whole days before today (UTC).
+fn last_days(days: i64) -> (String, String) {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64;
     let end = now - now.rem_euclid(86_400);
-    let start = end - 7 * 86_400;
+    let start = end - days * 86_400;
     let text = |s: i64| audit_service::rfc3339::format(&pbjson_types::Timestamp { seconds: s, nanos: 0 });
     (text(start), text(end))
 }
@@ -408,7 +411,7 @@ fn main() {
             Duration::from_secs(3600),
         )
         .unwrap();
-        let (start, end) = last_week();
+        let (start, end) = last_days(o.days);
         println!(
             "# protocol benchmark: {} s per cell, server pinned to core {SERVER_CORE}, load generator to core {CLIENT_CORE} \
              (machine: {} cores)",

@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 
-use super::rollup::{self, Piece};
+use super::rollup;
 use super::{AppendOutcome, EventStore, StoreError};
 use crate::domain::{ActionCount, EventBatch, NewEvent, OrgScope, Outcome, SummaryQuery};
 use sql::*;
@@ -136,38 +136,9 @@ impl EventStore for SqliteStore {
 
     async fn summarize(&self, query: &SummaryQuery) -> Result<Vec<ActionCount>, StoreError> {
         let (start, end) = query.range.clamped_nanos();
-        let pieces = rollup::plan(&query.scope, start, end);
-        if pieces.is_empty() {
+        let Some(mut sql) = rollup::summary_statement::<Sqlite>(&query.scope, start, end, &SUMMARY_SQL) else {
             return Ok(Vec::new());
-        }
-        let series = match &query.scope {
-            OrgScope::One(org) => org.as_str(),
-            OrgScope::All => rollup::PLATFORM_SERIES,
         };
-        // One statement, so every piece reads the same snapshot.
-        let mut sql = QueryBuilder::<Sqlite>::new(SUMMARY_HEAD);
-        for (i, piece) in pieces.iter().enumerate() {
-            if i > 0 {
-                sql.push(" UNION ALL ");
-            }
-            match (*piece, &query.scope) {
-                (Piece::Buckets { width_s, from, to }, _) => {
-                    sql.push(SUMMARY_ROLLUP_SERIES).push_bind(series);
-                    sql.push(SUMMARY_ROLLUP_WIDTH).push_bind(width_s);
-                    sql.push(SUMMARY_ROLLUP_FROM).push_bind(from).push(SUMMARY_ROLLUP_TO).push_bind(to);
-                }
-                (Piece::Raw { from, to }, OrgScope::One(org)) => {
-                    sql.push(SUMMARY_RAW_ORG).push_bind(org.as_str());
-                    sql.push(SUMMARY_RAW_ORG_FROM).push_bind(from).push(SUMMARY_RAW_TO).push_bind(to);
-                    sql.push(SUMMARY_RAW_GROUP);
-                }
-                (Piece::Raw { from, to }, OrgScope::All) => {
-                    sql.push(SUMMARY_RAW_ALL).push_bind(from).push(SUMMARY_RAW_TO).push_bind(to);
-                    sql.push(SUMMARY_RAW_GROUP);
-                }
-            }
-        }
-        sql.push(SUMMARY_TAIL);
         counts_of(sql.build().fetch_all(&self.readers).await?)
     }
 

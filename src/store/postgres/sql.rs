@@ -72,3 +72,17 @@ pub const PING: &str = "SELECT 1";
 pub const APPLIED_MIGRATIONS: &str = "SELECT version, checksum, success FROM _sqlx_migrations";
 /// Creates the monthly partitions from this month to `$1` months ahead (idempotent).
 pub const ENSURE_PARTITIONS: &str = "SELECT audit_ensure_partitions($1)";
+
+pub const SUMMARY_SQL: crate::store::rollup::SummarySql = crate::store::rollup::SummarySql {
+    head: SUMMARY_HEAD,
+    rollup_series: SUMMARY_ROLLUP_SERIES,
+    rollup_width: SUMMARY_ROLLUP_WIDTH,
+    rollup_from: SUMMARY_ROLLUP_FROM,
+    rollup_to: SUMMARY_ROLLUP_TO,
+    raw_org: SUMMARY_RAW_ORG,
+    raw_org_from: SUMMARY_RAW_ORG_FROM,
+    raw_all: SUMMARY_RAW_ALL,
+    raw_to: SUMMARY_RAW_TO,
+    raw_group: SUMMARY_RAW_GROUP,
+    tail: SUMMARY_TAIL,
+};

@@ -46,3 +46,17 @@ pub const ANY_EVENT: &str = "SELECT EXISTS (SELECT 1 FROM audit_events)";
 /// Reads the schema page, so a broken or vanished file is noticed (`SELECT 1`
 /// would be answered by the connection without touching the file).
 pub const PING: &str = "SELECT count(*) FROM sqlite_schema";
+
+pub const SUMMARY_SQL: crate::store::rollup::SummarySql = crate::store::rollup::SummarySql {
+    head: SUMMARY_HEAD,
+    rollup_series: SUMMARY_ROLLUP_SERIES,
+    rollup_width: SUMMARY_ROLLUP_WIDTH,
+    rollup_from: SUMMARY_ROLLUP_FROM,
+    rollup_to: SUMMARY_ROLLUP_TO,
+    raw_org: SUMMARY_RAW_ORG,
+    raw_org_from: SUMMARY_RAW_ORG_FROM,
+    raw_all: SUMMARY_RAW_ALL,
+    raw_to: SUMMARY_RAW_TO,
+    raw_group: SUMMARY_RAW_GROUP,
+    tail: SUMMARY_TAIL,
+};
