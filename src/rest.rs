@@ -8,6 +8,8 @@
 pub mod binding;
 mod grpc_call;
 mod template;
+#[cfg(test)]
+mod transcoding_tests;
 
 use std::collections::HashSet;
 
@@ -36,7 +38,9 @@ struct Route {
     method: Method,
     template: PathTemplate,
     body: BodyRule,
-    /// Top-level request fields set by the path or the body; the query may not set them.
+    /// Field paths set by the path or the body; the query may not set them or
+    /// anything inside them (but may set their siblings: `{filter.name}` in the
+    /// path leaves `filter.tags` to the query).
     bound_fields: HashSet<String>,
     /// Response field that is the whole HTTP body, if the rule names one.
     response_body: Option<String>,
@@ -226,7 +230,7 @@ fn route_of(
     let mut bound_fields = HashSet::new();
     for field_path in template.variable_fields() {
         check_path(&input, field_path)?;
-        bound_fields.insert(field_path.split('.').next().unwrap_or_default().to_owned());
+        bound_fields.insert(field_path.to_owned());
     }
     let body = match text("body").as_str() {
         "" => BodyRule::None,

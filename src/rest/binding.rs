@@ -29,7 +29,8 @@ pub fn bind_query(message: &mut DynamicMessage, query: &str, bound: &Bound<'_>) 
         let Some((path, field)) = resolve(message.descriptor(), &key) else {
             return Err(Error::invalid(&key, "is not a known query parameter"));
         };
-        if bound.whole_body || bound.fields.contains(path.split('.').next().unwrap_or_default()) {
+        let taken = |b: &String| path == *b || path.strip_prefix(b.as_str()).is_some_and(|rest| rest.starts_with('.'));
+        if bound.whole_body || bound.fields.iter().any(taken) {
             return Err(Error::invalid(&key, "cannot be given as a query parameter on this route"));
         }
         if !field.is_list() && !seen.insert(path.clone()) {
