@@ -269,6 +269,56 @@ async fn sigterm(o: &Options) -> bool {
         && rows == ((WRITERS + 1) * BATCH) as i64
 }
 
+/// SIGTERM with requests that cannot finish: the process still exits at its drain
+/// deadline, not when they give up.
+async fn sigterm_deadline(o: &Options) -> bool {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("audit.db");
+    let port = free_port();
+    let mut child = spawn(&o.bin, &format!("sqlite://{}", db.display()), port, &["--drain-timeout-secs", "1"]);
+    let client = connect(port).await;
+    let writer_token = token(&["audit:write"]);
+    client.clone().batch_create_events(authed(batch(0, 0), &writer_token)).await.unwrap();
+    let lock = lock_sqlite(&db).await;
+    let mut in_flight = Vec::new();
+    for writer in 1..=WRITERS {
+        let mut client = client.clone();
+        let token = writer_token.clone();
+        in_flight.push(tokio::spawn(async move { client.batch_create_events(authed(batch(writer, 0), &token)).await }));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let signalled = Instant::now();
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let exited = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if signalled.elapsed() > Duration::from_secs(6) {
+            break None;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let exit_after = signalled.elapsed();
+    if exited.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let mut answered = 0;
+    for task in in_flight {
+        // Each call ends, one way or another: an answer or a closed connection.
+        answered += usize::from(tokio::time::timeout(NO_HANG, task).await.is_ok());
+    }
+    unlock_sqlite(lock).await;
+    let (rows, _) = sqlite_rows(&db).await;
+    println!(
+        "sigterm-deadline: in_flight={WRITERS} ended={answered} exited={} after={:.2}s (drain deadline 1s) stored={rows}",
+        exited.is_some(),
+        exit_after.as_secs_f64()
+    );
+    // Unacknowledged writes may or may not be stored; acknowledged ones must be.
+    exited.is_some() && exit_after < Duration::from_millis(2500) && answered == WRITERS && rows >= BATCH as i64
+}
+
 async fn lock_sqlite(db: &std::path::Path) -> sqlx::SqliteConnection {
     use sqlx::{ConnectOptions, Executor};
     let mut conn = sqlx::sqlite::SqliteConnectOptions::new().filename(db).connect().await.unwrap();
@@ -408,6 +458,9 @@ async fn main() {
     }
     if wanted("sigterm") && !sigterm(&o).await {
         failed.push("sigterm");
+    }
+    if wanted("sigterm") && !sigterm_deadline(&o).await {
+        failed.push("sigterm-deadline");
     }
     if wanted("sqlite-locked") && !sqlite_locked(&o).await {
         failed.push("sqlite-locked");
