@@ -19,8 +19,12 @@ use libfuzzer_sys::fuzz_target;
 use tower::{Layer, ServiceExt};
 
 const SECRET: &[u8] = b"fuzz-secret-that-is-long-enough-0123456789";
-const CONTENT_TYPES: [&str; 4] =
-    ["application/grpc-web", "application/grpc-web+proto", "application/grpc-web-text", "application/grpc-web-text+proto"];
+const CONTENT_TYPES: [&str; 4] = [
+    "application/grpc-web",
+    "application/grpc-web+proto",
+    "application/grpc-web-text",
+    "application/grpc-web-text+proto",
+];
 const PATHS: [&str; 3] = [
     "/avnology.audit.v1.AuditService/GetEventsSummary",
     "/avnology.audit.v1.AuditService/BatchCreateEvents",
@@ -54,20 +58,32 @@ impl EventStore for NullStore {
 
 struct Harness {
     runtime: tokio::runtime::Runtime,
-    service: tower::util::BoxCloneSyncService<http::Request<tonic::body::Body>, http::Response<tonic::body::Body>, std::convert::Infallible>,
+    service: tower::util::BoxCloneSyncService<
+        http::Request<tonic::body::Body>,
+        http::Response<tonic::body::Body>,
+        std::convert::Infallible,
+    >,
     principal: audit_service::auth::Principal,
 }
 
 static HARNESS: LazyLock<Harness> = LazyLock::new(|| {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let principal = runtime.block_on(async {
-        let token = audit_service::auth::mint_hs256(SECRET, "fuzz", &["audit:read", "audit:write"], None, Duration::from_secs(3600 * 24 * 365)).unwrap();
+        let token = audit_service::auth::mint_hs256(
+            SECRET,
+            "fuzz",
+            &["audit:read", "audit:write"],
+            None,
+            Duration::from_secs(3600 * 24 * 365),
+        )
+        .unwrap();
         audit_service::auth::Verifier::hs256(SECRET).verify_header(Some(&format!("Bearer {token}"))).await.unwrap()
     });
     let service = AuditService::new(std::sync::Arc::new(NullStore));
     let (_, health) = tonic_health::server::health_reporter();
-    let routes = tonic::service::Routes::new(GrpcAdapter::new(service).into_server().max_decoding_message_size(64 * 1024))
-        .add_service(health);
+    let routes =
+        tonic::service::Routes::new(GrpcAdapter::new(service).into_server().max_decoding_message_size(64 * 1024))
+            .add_service(health);
     let grpc = MessageLimitLayer::new(64 * 1024).layer(routes);
     let service = tower::util::BoxCloneSyncService::new(tonic_web::GrpcWebLayer::new().layer(grpc));
     Harness { runtime, service, principal }
@@ -90,6 +106,8 @@ fuzz_target!(|data: &[u8]| {
     harness.runtime.block_on(async {
         let response = harness.service.clone().oneshot(request).await.unwrap();
         // Reading the answer to its end drives the decoder over the whole body.
-        let _ = tokio::time::timeout(Duration::from_secs(5), response.into_body().collect()).await.expect("an answer, not a hang");
+        let _ = tokio::time::timeout(Duration::from_secs(5), response.into_body().collect())
+            .await
+            .expect("an answer, not a hang");
     });
 });

@@ -1,5 +1,6 @@
 //! Checks that live outside Rust but belong to "every test": the dashboard in a
-//! real headless Chromium, and the deployment checks. Each needs tools a laptop
+//! real headless Chromium, schemathesis against the OpenAPI document, and the
+//! deployment checks. Each needs tools a laptop
 //! may lack; without them it says loudly that it skipped, and under CI it fails.
 
 use std::path::Path;
@@ -63,4 +64,19 @@ fn deployment_manifests_image_and_database_grants_check_out() {
         return;
     }
     run("deploy/check.sh", Command::new("bash").arg("deploy/check.sh").current_dir(ROOT));
+}
+
+#[test]
+fn rest_surface_holds_its_openapi_document_under_schemathesis() {
+    if let Some(reason) = missing(&[("schemathesis (pip install schemathesis)", on_path("schemathesis"))]) {
+        eprintln!("SKIPPED: schemathesis run ({reason})");
+        return;
+    }
+    run(
+        "scripts/schemathesis.sh",
+        Command::new("bash")
+            .arg("scripts/schemathesis.sh")
+            .current_dir(ROOT)
+            .env("AUDIT_BIN", env!("CARGO_BIN_EXE_audit-service")),
+    );
 }
