@@ -114,6 +114,26 @@ impl PoolStats {
 
 pub type DynStore = Arc<dyn EventStore>;
 
+/// Reads `(action, count, failure_count)` rows, whichever database answered.
+fn counts_of<R>(rows: Vec<R>) -> Result<Vec<ActionCount>, StoreError>
+where
+    R: sqlx::Row,
+    for<'r> &'r str: sqlx::ColumnIndex<R>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    rows.iter()
+        .map(|row| {
+            Ok(ActionCount {
+                action: row.try_get("action")?,
+                count: row.try_get("count")?,
+                failure_count: row.try_get("failure_count")?,
+            })
+        })
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(StoreError::from)
+}
+
 /// Connection pool settings of the PostgreSQL store. SQLite keeps its own: one
 /// writer connection and a few readers on a local file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -11,12 +11,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::Context as _;
 use async_trait::async_trait;
 use sqlx::pool::PoolConnection;
-use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
-use sqlx::{ConnectOptions as _, Connection as _, Postgres, Row};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
+use sqlx::{ConnectOptions as _, Connection as _, Postgres};
 use tokio::task::AbortHandle;
 
 use super::rollup;
-use super::{AppendOutcome, EventStore, StoreError, StoreSettings};
+use super::{AppendOutcome, EventStore, StoreError, StoreSettings, counts_of};
 use crate::domain::{ActionCount, EventBatch, NewEvent, OrgScope, Outcome, SummaryQuery};
 use sql::*;
 
@@ -217,19 +217,6 @@ async fn keep_partitions_ahead(pool: PgPool) {
             Err(error) => tracing::warn!(error = %error, "creating monthly partitions failed; will retry"),
         }
     }
-}
-
-fn counts_of(rows: Vec<PgRow>) -> Result<Vec<ActionCount>, StoreError> {
-    rows.iter()
-        .map(|row| {
-            Ok(ActionCount {
-                action: row.try_get("action")?,
-                count: row.try_get("count")?,
-                failure_count: row.try_get("failure_count")?,
-            })
-        })
-        .collect::<Result<_, sqlx::Error>>()
-        .map_err(StoreError::from)
 }
 
 #[async_trait]

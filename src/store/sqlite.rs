@@ -12,7 +12,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 
 use super::rollup;
-use super::{AppendOutcome, EventStore, StoreError};
+use super::{AppendOutcome, EventStore, StoreError, counts_of};
 use crate::domain::{ActionCount, EventBatch, NewEvent, OrgScope, Outcome, SummaryQuery};
 use sql::*;
 
@@ -107,19 +107,6 @@ impl SqliteStore {
         }
         Ok(())
     }
-}
-
-fn counts_of(rows: Vec<sqlx::sqlite::SqliteRow>) -> Result<Vec<ActionCount>, StoreError> {
-    rows.iter()
-        .map(|row| {
-            Ok(ActionCount {
-                action: row.try_get("action")?,
-                count: row.try_get("count")?,
-                failure_count: row.try_get("failure_count")?,
-            })
-        })
-        .collect::<Result<_, sqlx::Error>>()
-        .map_err(StoreError::from)
 }
 
 #[async_trait]
