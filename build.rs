@@ -25,6 +25,8 @@ fn main() -> anyhow::Result<()> {
     tonic_prost_build::configure()
         .build_server(true)
         .build_client(true)
+        // Undecodable requests are INVALID_ARGUMENT, not tonic's INTERNAL.
+        .codec_path("crate::codec::AuditCodec")
         // pbjson-types carries the well-known types with their canonical JSON
         // forms (Timestamp as RFC 3339, Struct as a JSON object).
         .compile_well_known_types(true)

@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod cli;
+pub mod codec;
 pub mod config;
 pub mod demo;
 pub mod domain;

@@ -14,6 +14,11 @@ const MAX_ACTION_LEN: usize = 128;
 const MAX_REF_LEN: usize = 256;
 const MAX_USER_AGENT_LEN: usize = 1024;
 const MAX_DETAILS_BYTES: usize = 16 * 1024;
+/// Deepest nesting of `details`, its own object being level 1; REST bodies are held
+/// to the same bound before they are converted.
+pub const MAX_DETAILS_DEPTH: usize = 32;
+/// Most JSON values (scalars, objects and lists) in one `details`.
+pub const MAX_DETAILS_VALUES: usize = 4096;
 /// Violations reported per refused batch; past this the client has a systematic bug.
 const MAX_REPORTED_VIOLATIONS: usize = 20;
 
@@ -202,6 +207,12 @@ fn parse_event(event: pb::AuditEvent) -> Result<NewEvent, Violations> {
     );
     let details_json = match event.details {
         None => Ok(None),
+        Some(details) if shape_of(&details).0 > MAX_DETAILS_DEPTH => {
+            Err(format!("is nested deeper than {MAX_DETAILS_DEPTH} levels"))
+        }
+        Some(details) if shape_of(&details).1 > MAX_DETAILS_VALUES => {
+            Err(format!("holds more than {MAX_DETAILS_VALUES} JSON values"))
+        }
         Some(details) => match serde_json::to_string(&details) {
             Ok(json) if json.len() <= MAX_DETAILS_BYTES => Ok(Some(json)),
             Ok(_) => Err(format!("must be at most {MAX_DETAILS_BYTES} bytes as JSON")),
@@ -251,4 +262,29 @@ fn bounded_printable(value: &str, max: usize) -> Result<(), String> {
         return Err(format!("must be at most {max} bytes without control characters"));
     }
     Ok(())
+}
+
+/// Nesting depth of `details` (objects and lists, its own object being level 1)
+/// and its number of values, as the REST body budget counts them; walked without
+/// recursion so that no input can exhaust the stack.
+fn shape_of(details: &pbjson_types::Struct) -> (usize, usize) {
+    use pbjson_types::value::Kind;
+    let (mut deepest, mut values) = (1, 1);
+    // Each pending value with the depth of the container holding it.
+    let mut pending: Vec<(&pbjson_types::Value, usize)> = details.fields.values().map(|v| (v, 1)).collect();
+    while let Some((value, parent)) = pending.pop() {
+        values += 1;
+        match &value.kind {
+            Some(Kind::StructValue(inner)) => {
+                deepest = deepest.max(parent + 1);
+                pending.extend(inner.fields.values().map(|v| (v, parent + 1)));
+            }
+            Some(Kind::ListValue(list)) => {
+                deepest = deepest.max(parent + 1);
+                pending.extend(list.values.iter().map(|v| (v, parent + 1)));
+            }
+            _ => {}
+        }
+    }
+    (deepest, values)
 }

@@ -34,6 +34,7 @@ pub async fn unary(
     grpc: &GrpcService,
     path: &str,
     headers: &HeaderMap,
+    principal: Option<crate::auth::Principal>,
     message: Vec<u8>,
 ) -> Result<Bytes, tonic::Status> {
     let mut frame = BytesMut::with_capacity(5 + message.len());
@@ -51,6 +52,10 @@ pub async fn unary(
     }
     forwarded.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
     forwarded.insert(header::TE, HeaderValue::from_static("trailers"));
+    // Verified before the body was read; the auth layer takes it from here.
+    if let Some(principal) = principal {
+        request.extensions_mut().insert(principal);
+    }
 
     let Ok(response) = grpc.clone().oneshot(request).await;
     let (parts, body) = response.into_parts();

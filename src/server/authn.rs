@@ -8,11 +8,11 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use futures_util::future::BoxFuture;
-use http::{Request, Response};
+use http::{HeaderMap, Request, Response};
 use prost_reflect::{DescriptorPool, Value};
 use tower::{Layer, Service};
 
-use crate::auth::{AuthError, Verifier};
+use crate::auth::{AuthError, Principal, Verifier};
 use crate::error::Error;
 
 /// Services whose every method requires a token. Health and reflection stay open
@@ -72,18 +72,40 @@ enum Guard {
     Closed,
 }
 
-impl<S> AuthService<S> {
+impl AuthLayer {
     fn guard(&self, path: &str) -> Guard {
         if !path.trim_start_matches('/').starts_with(GUARDED_PACKAGE) {
             return Guard::Open;
         }
-        match self.layer.scopes.get(path) {
+        match self.scopes.get(path) {
             Some(Some(scope)) => Guard::Scope(scope.clone()),
             // Unknown methods of a guarded service still need a valid token; the
             // router then answers UNIMPLEMENTED without revealing anything.
             None => Guard::Scope(String::new()),
             Some(None) => Guard::Closed,
         }
+    }
+
+    /// Verifies the caller of the RPC at `grpc_path` from the request headers
+    /// alone, so that no body byte is read for a caller who is not allowed in.
+    /// `None` for the methods that need no token (health, reflection).
+    pub async fn authorize(&self, grpc_path: &str, headers: &HeaderMap) -> Result<Option<Principal>, Error> {
+        let scope = match self.guard(grpc_path) {
+            Guard::Open => return Ok(None),
+            Guard::Scope(scope) => scope,
+            Guard::Closed => {
+                return Err(Error::PermissionDenied {
+                    message: "method is not callable".into(),
+                    required_scope: String::new(),
+                });
+            }
+        };
+        let header = headers.get(http::header::AUTHORIZATION).map(|v| v.to_str().unwrap_or("\u{0}"));
+        let principal = self.verifier.verify_header(header).await.map_err(refusal)?;
+        if !scope.is_empty() && !principal.has_scope(&scope) {
+            return Err(Error::PermissionDenied { message: format!("token lacks scope {scope}"), required_scope: scope });
+        }
+        Ok(Some(principal))
     }
 }
 
@@ -102,31 +124,23 @@ where
     }
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
-        let scope = match self.guard(request.uri().path()) {
-            Guard::Open => return Box::pin(self.inner.call(request)),
-            Guard::Scope(scope) => scope,
-            Guard::Closed => {
-                let error =
-                    Error::PermissionDenied { message: "method is not callable".into(), required_scope: String::new() };
-                return Box::pin(async move { Ok(error.to_status().into_http()) });
-            }
-        };
         // The clone that was made ready is the one to call.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let verifier = self.layer.verifier.clone();
+        // The REST gateway authorizes before it reads the body and hands the
+        // verified caller over in the extensions, which no client can set.
+        if request.extensions().get::<Principal>().is_some() {
+            return Box::pin(inner.call(request));
+        }
+        let layer = self.layer.clone();
         Box::pin(async move {
-            let header = request.headers().get(http::header::AUTHORIZATION).map(|v| v.to_str().unwrap_or("\u{0}"));
-            let principal = match verifier.verify_header(header).await {
-                Ok(principal) => principal,
-                Err(error) => return Ok(refusal(error).to_status().into_http()),
-            };
-            if !scope.is_empty() && !principal.has_scope(&scope) {
-                let error =
-                    Error::PermissionDenied { message: format!("token lacks scope {scope}"), required_scope: scope };
-                return Ok(error.to_status().into_http());
+            match layer.authorize(request.uri().path(), request.headers()).await {
+                Ok(Some(principal)) => {
+                    request.extensions_mut().insert(principal);
+                }
+                Ok(None) => {}
+                Err(error) => return Ok(error.to_status().into_http()),
             }
-            request.extensions_mut().insert(principal);
             inner.call(request).await
         })
     }

@@ -1,6 +1,7 @@
 //! The tower stack: one function assembles it, and `Dispatch` sends each request
 //! to the protocol it speaks. Everything shares one gRPC core behind one auth layer.
 
+use std::collections::HashSet;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -97,13 +98,16 @@ pub fn build_stack(parts: Parts) -> anyhow::Result<HttpService> {
             // Notes the status every call ends with, whichever protocol adapter
             // made it, for the request's span, metrics and log line.
             .layer(crate::telemetry::RpcStatusLayer)
-            // Refuses an oversized message from its frame prefix, before reading it.
-            .layer(MessageLimitLayer::new(parts.max_request_bytes))
-            // Authenticates and authorizes; inside the protocol adapters so that
-            // it sees plain gRPC requests whatever the client spoke.
-            .layer(parts.auth)
-            // Rate limits per verified caller, so it comes after authentication.
+            // Authenticates and authorizes from the headers alone, before any
+            // body byte is read; inside the protocol adapters so that it sees
+            // plain gRPC requests whatever the client spoke.
+            .layer(parts.auth.clone())
+            // Rate limits per verified caller, so it comes after authentication
+            // and before the body is read.
             .layer(RateLimitLayer::new(&parts.limits.rate, &parts.rest_descriptors)?)
+            // Refuses an oversized message from its frame prefix, before reading
+            // it, and reads a unary call's one message, refusing bad framing.
+            .layer(MessageLimitLayer::new(parts.max_request_bytes, unary_paths(&parts.rest_descriptors)))
             .service(parts.grpc_routes),
     );
     // gRPC-web translation wraps the gRPC core only: REST and native gRPC never
@@ -122,6 +126,7 @@ pub fn build_stack(parts: Parts) -> anyhow::Result<HttpService> {
             grpc,
             grpc_web,
             rest,
+            auth: parts.auth,
             service: parts.service,
             max_request_bytes: parts.max_request_bytes,
             web: parts.web,
@@ -159,6 +164,7 @@ struct DispatchInner {
     grpc: GrpcService,
     grpc_web: GrpcService,
     rest: RestGateway,
+    auth: AuthLayer,
     service: AuditService,
     max_request_bytes: usize,
     web: crate::web::Web,
@@ -211,7 +217,19 @@ impl DispatchInner {
             (&Method::GET, path) if self.web.serves(path) => return self.web.get(path, request.headers()),
             _ => {}
         }
-        let (parts, body) = request.into_parts();
+        // The caller is authorized from the headers before the body is read, and
+        // before the query is parsed: a stranger learns nothing about parameters.
+        let Some(grpc_path) = self.rest.grpc_path_of(request.method(), request.uri().path()) else {
+            return self.rest.handle(request.map(|_| Bytes::new())).await;
+        };
+        let principal = match self.auth.authorize(grpc_path, request.headers()).await {
+            Ok(principal) => principal,
+            Err(error) => return error.to_http(),
+        };
+        let (mut parts, body) = request.into_parts();
+        if let Some(principal) = principal {
+            parts.extensions.insert(principal);
+        }
         let body = match http_body_util::Limited::new(body, self.max_request_bytes).collect().await {
             Ok(collected) => collected.to_bytes(),
             Err(error) if error.is::<http_body_util::LengthLimitError>() => {
@@ -228,4 +246,16 @@ impl DispatchInner {
 
 fn full(bytes: Bytes) -> tonic::body::Body {
     tonic::body::Body::new(http_body_util::Full::new(bytes))
+}
+
+/// gRPC paths of the methods that take one request message: the audit service's
+/// and the health check's. Reflection streams and is left to its own framing.
+fn unary_paths(pool: &prost_reflect::DescriptorPool) -> HashSet<String> {
+    let health = ["/grpc.health.v1.Health/Check".to_owned(), "/grpc.health.v1.Health/Watch".to_owned()];
+    pool.services()
+        .flat_map(|service| service.methods().collect::<Vec<_>>())
+        .filter(|method| !method.is_client_streaming())
+        .map(|method| format!("/{}/{}", method.parent_service().full_name(), method.name()))
+        .chain(health)
+        .collect()
 }

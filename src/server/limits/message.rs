@@ -1,15 +1,23 @@
-//! The gRPC message size limit, checked on each frame's declared length as the
-//! body streams in: an oversized message is refused with RESOURCE_EXHAUSTED
-//! before its payload is read, and whatever the client spoke (gRPC-web is already
-//! unwrapped into gRPC frames here). tonic's own limit stays as a backstop, but it
-//! answers OUT_OF_RANGE, which is not what the contract promises.
+//! The gRPC message size limit and framing, checked as the body streams in and
+//! whatever the client spoke (gRPC-web is already unwrapped into gRPC frames
+//! here): an oversized message is refused with RESOURCE_EXHAUSTED before its
+//! payload is read. A unary call's body is read whole here and must be exactly one
+//! uncompressed frame; anything else is the client's fault and answered
+//! INVALID_ARGUMENT, where tonic would answer INTERNAL. tonic's own size limit
+//! stays as a backstop, but it answers OUT_OF_RANGE, which is not what the
+//! contract promises.
 
+use std::collections::HashSet;
+use std::convert::Infallible;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
-use bytes::{Buf, Bytes};
-use http::Request;
+use bytes::{Buf, Bytes, BytesMut};
+use futures_util::future::{BoxFuture, Either};
+use http::{Request, Response};
 use http_body::{Body, Frame, SizeHint};
+use http_body_util::BodyExt;
 use tower::{Layer, Service};
 
 use crate::error::Error;
@@ -17,14 +25,16 @@ use crate::error::Error;
 /// gRPC length-prefixed message: 1 flag byte and a 4-byte big-endian length.
 const PREFIX: usize = 5;
 
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 pub struct MessageLimitLayer {
     max_message_bytes: usize,
+    /// gRPC paths of the methods that take one request message.
+    unary_paths: Arc<HashSet<String>>,
 }
 
 impl MessageLimitLayer {
-    pub fn new(max_message_bytes: usize) -> Self {
-        Self { max_message_bytes }
+    pub fn new(max_message_bytes: usize, unary_paths: HashSet<String>) -> Self {
+        Self { max_message_bytes, unary_paths: Arc::new(unary_paths) }
     }
 }
 
@@ -32,31 +42,96 @@ impl<S> Layer<S> for MessageLimitLayer {
     type Service = MessageLimit<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        MessageLimit { inner, max_message_bytes: self.max_message_bytes }
+        MessageLimit { inner, layer: self.clone() }
     }
 }
 
 #[derive(Clone)]
 pub struct MessageLimit<S> {
     inner: S,
-    max_message_bytes: usize,
+    layer: MessageLimitLayer,
 }
 
 impl<S> Service<Request<tonic::body::Body>> for MessageLimit<S>
 where
-    S: Service<Request<tonic::body::Body>>,
+    S: Service<Request<tonic::body::Body>, Response = Response<tonic::body::Body>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
 {
     type Response = S::Response;
-    type Error = S::Error;
-    type Future = S::Future;
+    type Error = Infallible;
+    type Future = Either<S::Future, BoxFuture<'static, Result<S::Response, Infallible>>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, request: Request<tonic::body::Body>) -> Self::Future {
-        let max = self.max_message_bytes;
-        self.inner.call(request.map(|body| tonic::body::Body::new(FrameGuard::new(body, max))))
+        let max = self.layer.max_message_bytes;
+        if !self.layer.unary_paths.contains(request.uri().path()) {
+            return Either::Left(self.inner.call(request.map(|body| tonic::body::Body::new(FrameGuard::new(body, max)))));
+        }
+        // The clone that was made ready is the one to call.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        Either::Right(Box::pin(async move {
+            let (parts, body) = request.into_parts();
+            match single_message(body, max).await {
+                Ok(frame) => {
+                    let body = tonic::body::Body::new(http_body_util::Full::new(frame));
+                    inner.call(Request::from_parts(parts, body)).await
+                }
+                Err(error) => Ok(error.to_status().into_http()),
+            }
+        }))
+    }
+}
+
+/// Reads a unary call's body: exactly one complete, uncompressed frame of at most
+/// `max` bytes. Compression is not offered, so a compressed frame is a client error.
+async fn single_message<B>(mut body: B, max: usize) -> Result<Bytes, Error>
+where
+    B: Body<Data = Bytes> + Unpin,
+{
+    let mut read = BytesMut::new();
+    let mut declared: Option<usize> = None;
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else {
+            // A broken gRPC-web encoding (bad base64) or a reset stream.
+            return Err(Error::invalid("body", "could not be read as a gRPC message"));
+        };
+        let Ok(data) = frame.into_data() else { continue };
+        read.extend_from_slice(&data);
+        if declared.is_none() && read.len() >= PREFIX {
+            match read[0] {
+                0 => {}
+                1 => return Err(Error::invalid("body", "holds a compressed message, but no compression is offered")),
+                _ => return Err(Error::invalid("body", "is not gRPC message framing")),
+            }
+            let length = u32::from_be_bytes([read[1], read[2], read[3], read[4]]) as usize;
+            if length > max {
+                return Err(Error::TooLarge(format!(
+                    "request message of {length} bytes exceeds the limit of {max} bytes"
+                )));
+            }
+            read.reserve(length.saturating_sub(read.len() - PREFIX));
+            declared = Some(length);
+        }
+        if let Some(length) = declared
+            && read.len() > PREFIX + length
+        {
+            return Err(Error::invalid("body", "holds more than one message; this method takes one"));
+        }
+    }
+    match declared {
+        None if read.is_empty() => Err(Error::invalid("body", "holds no message; this method takes one")),
+        None => Err(Error::invalid("body", "ends inside a message header")),
+        Some(length) if read.len() < PREFIX + length => {
+            Err(Error::invalid("body", format!("ends after {} of the message's {length} bytes", read.len() - PREFIX)))
+        }
+        Some(_) => Ok(read.freeze()),
     }
 }
 

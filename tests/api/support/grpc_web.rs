@@ -32,9 +32,27 @@ pub async fn call<Req: Message, Resp: Message + Default>(
     frame.put_u8(0);
     frame.put_u32(request.encoded_len() as u32);
     request.encode(&mut frame).unwrap();
-    let (content_type, body) = match mode {
-        Mode::Binary => ("application/grpc-web+proto", frame.freeze()),
-        Mode::Text => ("application/grpc-web-text", Bytes::from(STANDARD.encode(&frame))),
+    let body = match mode {
+        Mode::Binary => frame.freeze(),
+        Mode::Text => Bytes::from(STANDARD.encode(&frame)),
+    };
+    let payload = call_raw(client, base, method, body, token, mode).await?;
+    Ok(Resp::decode(payload).expect("reply decodes"))
+}
+
+/// Calls one unary RPC with `body` sent exactly as given (already framed, and
+/// base64 in text mode); the reply message's bytes, or the status.
+pub async fn call_raw(
+    client: &reqwest::Client,
+    base: &str,
+    method: &str,
+    body: Bytes,
+    token: Option<&str>,
+    mode: Mode,
+) -> Result<Bytes, WebStatus> {
+    let content_type = match mode {
+        Mode::Binary => "application/grpc-web+proto",
+        Mode::Text => "application/grpc-web-text",
     };
     let mut builder = client
         .post(format!("{base}/avnology.audit.v1.AuditService/{method}"))
@@ -68,7 +86,7 @@ pub async fn call<Req: Message, Resp: Message + Default>(
                 trailers.push((k.trim().to_ascii_lowercase(), v.trim().to_owned()));
             }
         } else {
-            message = Some(Resp::decode(payload).expect("reply decodes"));
+            message = Some(payload);
         }
     }
     let get = |name: &str| trailers.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());

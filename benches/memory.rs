@@ -1,0 +1,241 @@
+//! Memory benchmark: the server's peak resident set while 8 worst-case bodies are
+//! in flight at once, authenticated and not, against the same server idle. Each
+//! scenario runs on a fresh server process (the kernel's high-water mark only
+//! rises), and every answer is checked. Prints peak RSS, the growth over idle, and
+//! that growth per request as a multiple of `AUDIT_MAX_REQUEST_BYTES` — the factor
+//! the README's worst case is stated in.
+//!
+//! cargo bench --bench memory -- [--concurrency 8]
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::{BufMut, Bytes, BytesMut};
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use prost::Message;
+
+use audit_service::proto::audit as pb;
+
+const SECRET: &str = "memory-bench-secret-that-is-long-enough-0123456";
+const MAX_REQUEST_BYTES: usize = 8 * 1024 * 1024;
+const BATCH_GRPC: &str = "/avnology.audit.v1.AuditService/BatchCreateEvents";
+const BATCH_REST: &str = "/v1/audit/events:batchCreate";
+
+#[derive(Clone, Copy, Debug)]
+enum Scenario {
+    Idle,
+    /// The densest JSON a client can send, with no token: refused from the headers.
+    RestUnauthenticated,
+    /// The same over native gRPC, with no token.
+    GrpcUnauthenticated,
+    /// The densest JSON the body budget lets through, with a valid token.
+    RestWorstAccepted,
+    /// The densest JSON of all (one value per 2 bytes), with a valid token: the
+    /// budget refuses it before conversion.
+    RestDensest,
+    /// An 8 MiB protobuf message of the most values prost can be made to build.
+    GrpcWorst,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn spawn_server(db: &std::path::Path, port: u16, concurrency: usize) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_audit-service"))
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .env("AUDIT_DATABASE_URL", format!("sqlite://{}", db.display()))
+        .env("AUDIT_JWT_SECRET", SECRET)
+        .env("AUDIT_MAX_REQUEST_BYTES", MAX_REQUEST_BYTES.to_string())
+        .env("AUDIT_MAX_CONCURRENT_REQUESTS", (concurrency * 2).to_string())
+        .env("AUDIT_RATE_LIMIT_WRITE_PER_SEC", "0")
+        .env("AUDIT_REQUEST_TIMEOUT_MS", "600000")
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("server binary starts")
+}
+
+/// Peak resident set of a process, from the kernel's high-water mark.
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("process status");
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).expect("VmHWM");
+    line.split_whitespace().nth(1).and_then(|kib| kib.parse().ok()).expect("VmHWM in kB")
+}
+
+async fn wait_ready(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while Instant::now() < deadline {
+        if let Ok(response) = reqwest::get(format!("http://127.0.0.1:{port}/readyz")).await
+            && response.status() == 200
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the server did not become ready");
+}
+
+fn writer_token() -> String {
+    audit_service::auth::mint_hs256(SECRET.as_bytes(), "bench", &["audit:write"], None, Duration::from_secs(3600))
+        .unwrap()
+}
+
+fn event_json(index: usize, details: &str) -> String {
+    format!(
+        r#"{{"id":"m{index}","timestamp":"2026-11-20T10:00:00Z","organization_id":"org_mem","action":"session.login","result":"success","details":{details}}}"#
+    )
+}
+
+/// A batch body of about `MAX_REQUEST_BYTES` whose details hold numbers of
+/// `digits` digits each, `per_event` of them per event.
+fn rest_body(digits: usize, per_event: usize) -> String {
+    let number = "7".repeat(digits);
+    let details = format!(r#"{{"x":[{}]}}"#, vec![number.as_str(); per_event].join(","));
+    let one = event_json(0, &details).len() + 1;
+    let events = ((MAX_REQUEST_BYTES - 64) / one).min(1000);
+    let list: Vec<String> = (0..events).map(|i| event_json(i, &details)).collect();
+    format!(r#"{{"events":[{}]}}"#, list.join(","))
+}
+
+/// An 8 MiB batch message whose details are lists of nulls: 4 bytes a value.
+fn grpc_frame() -> Bytes {
+    use pbjson_types::value::Kind;
+    let null = pbjson_types::Value { kind: Some(Kind::NullValue(0)) };
+    let per_event = 4000;
+    let list = pbjson_types::Value {
+        kind: Some(Kind::ListValue(pbjson_types::ListValue { values: vec![null; per_event] })),
+    };
+    let details = pbjson_types::Struct { fields: [("x".to_owned(), list)].into_iter().collect() };
+    let event = pb::AuditEvent {
+        id: String::new(),
+        timestamp: Some(pbjson_types::Timestamp { seconds: 1_795_000_000, nanos: 0 }),
+        organization_id: "org_mem".into(),
+        action: "session.login".into(),
+        result: "success".into(),
+        details: Some(details),
+        ..Default::default()
+    };
+    let count = (MAX_REQUEST_BYTES - 64) / (event.encoded_len() + 4);
+    let message = pb::BatchCreateEventsRequest { events: vec![event; count.min(1000)] }.encode_to_vec();
+    let mut frame = BytesMut::with_capacity(message.len() + 5);
+    frame.put_u8(0);
+    frame.put_u32(message.len() as u32);
+    frame.put_slice(&message);
+    frame.freeze()
+}
+
+/// One request's outcome: the HTTP status and, for gRPC, the `grpc-status`.
+async fn send(port: u16, scenario: Scenario, body: Bytes, token: Option<String>) -> (u16, Option<String>) {
+    let stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.expect("connects");
+    let grpc = matches!(scenario, Scenario::GrpcUnauthenticated | Scenario::GrpcWorst);
+    let mut request = http::Request::post(format!("http://127.0.0.1:{port}{}", if grpc { BATCH_GRPC } else { BATCH_REST }))
+        .header("content-type", if grpc { "application/grpc" } else { "application/json" });
+    if grpc {
+        request = request.version(http::Version::HTTP_2).header("te", "trailers");
+    }
+    if let Some(token) = token {
+        request = request.header("authorization", format!("Bearer {token}"));
+    }
+    let request = request.body(Full::new(body)).unwrap();
+    let response = if grpc {
+        let (mut sender, connection) =
+            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream)).await.unwrap();
+        tokio::spawn(connection);
+        sender.send_request(request).await
+    } else {
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
+        tokio::spawn(connection);
+        sender.send_request(request).await
+    };
+    let response = response.expect("an answer");
+    let status = response.status().as_u16();
+    let header = response.headers().get("grpc-status").map(|v| v.to_str().unwrap().to_owned());
+    let collected = response.into_body().collect().await.expect("answer body");
+    let trailer = collected.trailers().and_then(|t| t.get("grpc-status")).map(|v| v.to_str().unwrap().to_owned());
+    (status, header.or(trailer))
+}
+
+fn expected(scenario: Scenario) -> (u16, Option<&'static str>) {
+    match scenario {
+        Scenario::Idle => (200, None),
+        Scenario::RestUnauthenticated => (401, None),
+        Scenario::GrpcUnauthenticated => (200, Some("16")),
+        Scenario::RestWorstAccepted | Scenario::RestDensest => (400, None),
+        Scenario::GrpcWorst => (200, Some("3")),
+    }
+}
+
+fn body_of(scenario: Scenario) -> Bytes {
+    match scenario {
+        Scenario::Idle => Bytes::new(),
+        // Numbers of 7 digits and a comma: 8 bytes a value, what the budget admits.
+        Scenario::RestWorstAccepted => Bytes::from(rest_body(7, 4094)),
+        Scenario::RestUnauthenticated | Scenario::RestDensest => Bytes::from(rest_body(1, 4_000)),
+        Scenario::GrpcUnauthenticated | Scenario::GrpcWorst => grpc_frame(),
+    }
+}
+
+fn main() {
+    let mut concurrency = 8;
+    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    for pair in args.chunks(2) {
+        match (pair[0].as_str(), pair.get(1)) {
+            ("--concurrency", Some(n)) => concurrency = n.parse().expect("--concurrency N"),
+            (other, _) => panic!("unknown option {other}"),
+        }
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    println!("# memory benchmark: {concurrency} concurrent requests, AUDIT_MAX_REQUEST_BYTES = {MAX_REQUEST_BYTES}");
+    println!("{:<24} {:>10} {:>12} {:>12} {:>16}", "scenario", "body MiB", "peak MiB", "growth MiB", "growth/req ÷ max");
+    let mut idle_kib = 0;
+    for scenario in [
+        Scenario::Idle,
+        Scenario::RestUnauthenticated,
+        Scenario::GrpcUnauthenticated,
+        Scenario::RestDensest,
+        Scenario::RestWorstAccepted,
+        Scenario::GrpcWorst,
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let mut server = spawn_server(&dir.path().join("audit.db"), port, concurrency);
+        let body = body_of(scenario);
+        let token = match scenario {
+            Scenario::RestUnauthenticated | Scenario::GrpcUnauthenticated => None,
+            _ => Some(writer_token()),
+        };
+        runtime.block_on(async {
+            wait_ready(port).await;
+            if matches!(scenario, Scenario::Idle) {
+                return;
+            }
+            let calls: Vec<_> = (0..concurrency)
+                .map(|_| tokio::spawn(send(port, scenario, body.clone(), token.clone())))
+                .collect();
+            for call in calls {
+                let (status, grpc_status) = call.await.unwrap();
+                let (want_status, want_grpc) = expected(scenario);
+                assert_eq!((status, grpc_status.as_deref()), (want_status, want_grpc), "{scenario:?}");
+            }
+        });
+        let peak = peak_rss_kib(server.id());
+        if matches!(scenario, Scenario::Idle) {
+            idle_kib = peak;
+        }
+        let growth = peak.saturating_sub(idle_kib);
+        let factor = growth as f64 * 1024.0 / concurrency as f64 / MAX_REQUEST_BYTES as f64;
+        println!(
+            "{:<24} {:>10.1} {:>12.1} {:>12.1} {:>16.2}",
+            format!("{scenario:?}"),
+            body.len() as f64 / 1048576.0,
+            peak as f64 / 1024.0,
+            growth as f64 / 1024.0,
+            factor
+        );
+        let _ = server.kill();
+        let _ = server.wait();
+    }
+}
