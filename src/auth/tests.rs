@@ -236,6 +236,10 @@ async fn from_config_refuses_unusable_settings() {
     let (jwt_secret, jwks_url) = (Some(" ".into()), Some("".into()));
     let blank = AuthConfig { jwt_secret, jwks_url, ..AuthConfig::default() };
     assert!(Verifier::from_config(&blank).await.is_err());
+    // A zero interval would refetch the key set on every request.
+    let jwks_url = Some(format!("{KEYS}/jwks.json"));
+    let constant = AuthConfig { jwks_url, jwks_refresh: Duration::ZERO, ..AuthConfig::default() };
+    assert!(Verifier::from_config(&constant).await.is_err());
     let not_a_set = format!("{KEYS}/rsa.pem");
     for url in ["http://idp.example/jwks", "http://127.0.0.1:1/jwks", "/nonexistent", &not_a_set] {
         assert!(verifier(false, Some(url.into())).await.is_err(), "{url}");
