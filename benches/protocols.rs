@@ -19,7 +19,6 @@ use prost::Message;
 
 use audit_service::proto::audit as pb;
 
-const SECRET: &str = "protocol-bench-secret-that-is-long-enough-0123";
 const SUMMARY_GRPC: &str = "/avnology.audit.v1.AuditService/GetEventsSummary";
 const HEALTH_GRPC: &str = "/grpc.health.v1.Health/Check";
 /// Streams per HTTP/2 connection: a client multiplexes, but not without bound.
@@ -125,7 +124,11 @@ fn spawn_server(db: &std::path::Path, port: u16) -> Child {
         // Demo mode seeds five weeks of events for three organizations.
         .args(["serve", "--demo", "--listen", &format!("127.0.0.1:{port}")])
         .env("AUDIT_DATABASE_URL", format!("sqlite://{}", db.display()))
-        .env("AUDIT_JWT_SECRET", SECRET)
+        // Demo mode signs with a key of its own and refuses configured ones.
+        .env_remove("AUDIT_JWT_SECRET")
+        .env_remove("AUDIT_JWKS_URL")
+        .env_remove("AUDIT_JWT_ISSUER")
+        .env_remove("AUDIT_JWT_AUDIENCE")
         .env("AUDIT_RATE_LIMIT_READ_PER_SEC", "0")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
@@ -393,6 +396,19 @@ async fn wait_ready(port: u16) {
     panic!("the server did not become ready");
 }
 
+/// The read-only, platform-wide token the demo server hands its dashboard.
+async fn demo_token(port: u16) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.expect("demo server");
+    stream.write_all(b"GET /demo-token HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").await.unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await.unwrap();
+    assert!(answer.starts_with(b"HTTP/1.1 200"), "no demo token: {}", String::from_utf8_lossy(&answer));
+    let body = answer.windows(4).position(|w| w == b"\r\n\r\n").map(|at| &answer[at + 4..]).expect("a body");
+    let json: serde_json::Value = serde_json::from_slice(body).expect("a json body");
+    json["token"].as_str().expect("a token").to_owned()
+}
+
 fn main() {
     pin_self();
     let o = options();
@@ -403,14 +419,7 @@ fn main() {
     let pid = server.id();
     runtime.block_on(async {
         wait_ready(port).await;
-        let token = audit_service::auth::mint_hs256(
-            SECRET.as_bytes(),
-            "bench",
-            &["audit:read"],
-            None,
-            Duration::from_secs(3600),
-        )
-        .unwrap();
+        let token = demo_token(port).await;
         let (start, end) = last_days(o.days);
         println!(
             "# protocol benchmark: {} s per cell, server pinned to core {SERVER_CORE}, load generator to core {CLIENT_CORE} \

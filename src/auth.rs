@@ -15,7 +15,8 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 
 pub use self::claims::mint_hs256;
 use self::claims::{Claims, peek_header};
-use self::jwks::{Jwks, Miss};
+pub use self::jwks::{DEFAULT_GRACE as DEFAULT_JWKS_GRACE, DEFAULT_REFRESH as DEFAULT_JWKS_REFRESH};
+use self::jwks::{Jwks, Miss, Timing};
 
 /// Clock skew tolerated on `exp` and `nbf`, in seconds: enough for hosts with loosely synced
 /// clocks, short enough that an expired token stops working within half a minute.
@@ -23,13 +24,32 @@ pub const LEEWAY_SECS: u64 = 30;
 /// Real tokens are a few KiB at most; bigger input is refused before any parsing work.
 const MAX_TOKEN_BYTES: usize = 16 * 1024;
 
-/// Where verification keys come from (the `AUDIT_JWT_*` / `AUDIT_JWKS_URL` settings).
-#[derive(Debug, Clone, Default)]
+/// Where verification keys come from (the `AUDIT_JWT_*` / `AUDIT_JWKS_*` settings).
+#[derive(Debug, Clone)]
 pub struct AuthConfig {
     pub jwt_secret: Option<String>,
     pub jwks_url: Option<String>,
     pub issuer: Option<String>,
     pub audience: Option<String>,
+    /// How often the JWKS is refetched: always for a file, and for a URL whose answer carries no
+    /// `Cache-Control: max-age` (which otherwise decides, clamped to 1 min .. 1 h).
+    pub jwks_refresh: Duration,
+    /// How long past its refresh time a JWKS that cannot be refetched stays trusted; after that,
+    /// tokens signed by its keys are refused until a refetch succeeds.
+    pub jwks_grace: Duration,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            jwt_secret: None,
+            jwks_url: None,
+            issuer: None,
+            audience: None,
+            jwks_refresh: DEFAULT_JWKS_REFRESH,
+            jwks_grace: DEFAULT_JWKS_GRACE,
+        }
+    }
 }
 
 /// Who is calling, after a token was verified.
@@ -97,10 +117,11 @@ impl fmt::Debug for Verifier {
 impl Verifier {
     /// Errors when no key is configured at all, or the JWKS cannot be loaded at start.
     pub async fn from_config(cfg: &AuthConfig) -> anyhow::Result<Verifier> {
-        Self::from_config_with(cfg, jwks::MIN_REFRESH_INTERVAL).await
+        Self::from_config_with(cfg, jwks::UNKNOWN_KID_INTERVAL).await
     }
 
-    async fn from_config_with(cfg: &AuthConfig, refresh: Duration) -> anyhow::Result<Verifier> {
+    /// As [`Verifier::from_config`], with the least time between unknown-kid refetches given.
+    async fn from_config_with(cfg: &AuthConfig, unknown_kid_interval: Duration) -> anyhow::Result<Verifier> {
         // Not trimmed: whitespace in a secret is key material; but an empty one must never be a key.
         let secret = cfg.jwt_secret.as_deref().filter(|s| !s.trim().is_empty());
         let jwks_url = setting(&cfg.jwks_url);
@@ -110,8 +131,12 @@ impl Verifier {
         if secret.is_some_and(|s| s.len() < 32) {
             tracing::warn!("jwt secret is shorter than 32 bytes");
         }
+        if cfg.jwks_refresh.is_zero() {
+            anyhow::bail!("the jwks refresh interval must be at least 1 second");
+        }
+        let timing = Timing { refresh: cfg.jwks_refresh, grace: cfg.jwks_grace, unknown_kid_interval };
         let jwks = match jwks_url {
-            Some(url) => Some(Jwks::load(url, refresh).await?),
+            Some(url) => Some(Jwks::load(url, timing).await?),
             None => None,
         };
         Ok(Self::build(secret.map(str::as_bytes), jwks, setting(&cfg.issuer), setting(&cfg.audience)))
@@ -181,6 +206,7 @@ impl Verifier {
                 jwks_key = jwks.select(header.kid.as_deref(), alg).await.map_err(|m| match m {
                     Miss::UnknownKid => invalid("unknown key id"),
                     Miss::AlgorithmNotAllowed => invalid("algorithm not allowed"),
+                    Miss::Untrusted => invalid("signing keys unavailable"),
                 })?;
                 &jwks_key
             }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::auth::AuthConfig;
+use crate::auth::{AuthConfig, DEFAULT_JWKS_GRACE};
 use crate::config::{AuthSettings, Config, DEFAULT_MAX_REQUEST_BYTES};
 use crate::store::StoreSettings;
 
@@ -79,6 +79,10 @@ pub struct ServeArgs {
     /// JWKS for RS256/ES256/EdDSA tokens: a file path or an https URL.
     #[arg(long, env = "AUDIT_JWKS_URL")]
     pub jwks_url: Option<String>,
+    /// Seconds between refetches of the JWKS: a file's always, a URL's when its answer has no
+    /// Cache-Control max-age (otherwise max-age decides, clamped to 60..3600).
+    #[arg(long, env = "AUDIT_JWKS_REFRESH_SECS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub jwks_refresh_secs: u64,
     /// Required `iss` claim.
     #[arg(long, env = "AUDIT_JWT_ISSUER")]
     pub jwt_issuer: Option<String>,
@@ -97,7 +101,8 @@ pub struct ServeArgs {
     /// Log lines as `json` or `pretty` text; level from RUST_LOG.
     #[arg(long, env = "AUDIT_LOG_FORMAT", default_value = "pretty", value_parser = ["json", "pretty"])]
     pub log_format: String,
-    /// Demo mode: a generated signing key (unless AUDIT_JWT_SECRET is set), seeded
+    /// Demo mode: tokens signed with a key generated at each start (so it refuses to start
+    /// with AUDIT_JWT_SECRET, AUDIT_JWKS_URL, AUDIT_JWT_ISSUER or AUDIT_JWT_AUDIENCE set), seeded
     /// demo events when the database is empty, and ready-to-paste commands.
     #[arg(long)]
     pub demo: bool,
@@ -109,11 +114,10 @@ impl ServeArgs {
     /// The server settings, and the demo secret when in demo mode.
     pub fn config(&self) -> anyhow::Result<Config> {
         let auth = if self.demo {
-            let secret = match &self.jwt_secret {
-                Some(secret) => secret.as_bytes().to_vec(),
-                None => rand::random::<[u8; 32]>().to_vec(),
-            };
-            AuthSettings::Demo { secret }
+            self.refuse_keys_in_demo()?;
+            // Demo mode hands a token to anyone who asks, so its key must never be one an
+            // operator configured: it is made here and dies with the process.
+            AuthSettings::Demo { secret: rand::random::<[u8; 32]>().to_vec() }
         } else {
             if self.jwt_secret.is_none() && self.jwks_url.is_none() {
                 anyhow::bail!("no token key configured: set AUDIT_JWT_SECRET or AUDIT_JWKS_URL (or run with --demo)");
@@ -126,6 +130,8 @@ impl ServeArgs {
                 jwks_url: self.jwks_url.clone(),
                 issuer: self.jwt_issuer.clone(),
                 audience: self.jwt_audience.clone(),
+                jwks_refresh: Duration::from_secs(self.jwks_refresh_secs),
+                jwks_grace: DEFAULT_JWKS_GRACE,
             })
         };
         let mut config = Config::new(self.database_url.clone(), auth);
@@ -135,6 +141,31 @@ impl ServeArgs {
         config.limits = self.limits.limits(self.demo)?;
         config.store = self.db.settings();
         Ok(config)
+    }
+
+    /// Key settings make no sense in demo mode, and honouring any of them would let the demo's
+    /// unauthenticated token endpoint hand out tokens that real deployments accept.
+    fn refuse_keys_in_demo(&self) -> anyhow::Result<()> {
+        let settings = [
+            ("AUDIT_JWT_SECRET (--jwt-secret)", &self.jwt_secret),
+            ("AUDIT_JWKS_URL (--jwks-url)", &self.jwks_url),
+            ("AUDIT_JWT_ISSUER (--jwt-issuer)", &self.jwt_issuer),
+            ("AUDIT_JWT_AUDIENCE (--jwt-audience)", &self.jwt_audience),
+        ];
+        let set: Vec<&str> = settings
+            .iter()
+            .filter(|(_, value)| value.as_deref().is_some_and(|v| !v.trim().is_empty()))
+            .map(|(name, _)| *name)
+            .collect();
+        if !set.is_empty() {
+            anyhow::bail!(
+                "--demo cannot be combined with {}: demo mode signs tokens with a key it generates itself at \
+                 each start and gives one to anyone who asks, so it never uses configured keys; unset these \
+                 settings or run without --demo",
+                set.join(", ")
+            );
+        }
+        Ok(())
     }
 }
 
@@ -169,4 +200,64 @@ fn parse_ttl(text: &str) -> Result<Duration, String> {
         _ => return Err(format!("{text:?}: unit must be s, m, h or d")),
     };
     Ok(Duration::from_secs(number.saturating_mul(seconds)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn serve(args: &[&str]) -> ServeArgs {
+        let cli = Cli::try_parse_from(["audit-service", "serve"].iter().chain(args)).unwrap();
+        match cli.command {
+            Command::Serve(serve) => *serve,
+            _ => unreachable!("parsed serve"),
+        }
+    }
+
+    #[test]
+    fn demo_never_takes_an_operator_key() {
+        let secret = "an-operator-secret-that-is-long-enough-0123";
+        for (flag, value) in [
+            ("--jwt-secret", secret),
+            ("--jwks-url", "https://id.example/jwks"),
+            ("--jwt-issuer", "https://id.example"),
+            ("--jwt-audience", "audit-api"),
+        ] {
+            let error = serve(&["--demo", flag, value]).config().unwrap_err().to_string();
+            assert!(error.contains(&format!("({flag})")), "{flag}: {error}");
+        }
+        // Alone, demo mode makes its own key, a different one at each start, never the operator's.
+        let keys: Vec<Vec<u8>> = (0..2)
+            .map(|_| match serve(&["--demo"]).config().unwrap().auth {
+                AuthSettings::Demo { secret } => secret,
+                AuthSettings::Keys(_) => panic!("demo mode uses configured keys"),
+            })
+            .collect();
+        assert_eq!(keys[0].len(), 32);
+        assert_ne!(keys[0], keys[1]);
+        assert_ne!(keys[0], secret.as_bytes());
+        let token = crate::auth::mint_hs256(&keys[0], "demo", &["audit:read"], None, Duration::from_secs(60)).unwrap();
+        let operator = crate::auth::Verifier::hs256(secret.as_bytes());
+        let refused = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(operator.verify_header(Some(&format!("Bearer {token}"))));
+        assert!(refused.is_err(), "a demo token verified under the operator's key");
+    }
+
+    #[test]
+    fn jwks_refresh_is_a_bounded_setting() {
+        let keys = |args: &[&str]| match serve(args).config().unwrap().auth {
+            AuthSettings::Keys(keys) => keys,
+            AuthSettings::Demo { .. } => panic!("not demo"),
+        };
+        let secret = "an-operator-secret-that-is-long-enough-0123";
+        assert_eq!(keys(&["--jwt-secret", secret]).jwks_refresh, Duration::from_secs(300));
+        let set = keys(&["--jwt-secret", secret, "--jwks-refresh-secs", "60"]);
+        assert_eq!((set.jwks_refresh, set.jwks_grace), (Duration::from_secs(60), crate::auth::DEFAULT_JWKS_GRACE));
+        for bad in ["0", "3601", "-1", "5m"] {
+            let parsed = Cli::try_parse_from(["audit-service", "serve", "--jwks-refresh-secs", bad]);
+            assert!(parsed.is_err(), "{bad}");
+        }
+    }
 }

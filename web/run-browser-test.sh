@@ -36,7 +36,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Each run signs with its own key; the demo server uses it too, so the test can mint tokens for both.
+# Each run signs with its own key, so the test can mint tokens for the seeded server. The demo server
+# makes a key of its own (it refuses a configured one) and the test reads its token from /demo-token.
 AUDIT_JWT_SECRET="browser-test-$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')"
 export AUDIT_JWT_SECRET
 
@@ -62,7 +63,9 @@ start_server() {
 
 start_server seeded
 SEEDED="http://$ADDRESS"
+export -n AUDIT_JWT_SECRET
 start_server demo --demo
+export AUDIT_JWT_SECRET
 DEMO="http://$ADDRESS"
 echo "seeded server: $SEEDED   demo server: $DEMO"
 

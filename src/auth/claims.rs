@@ -77,7 +77,9 @@ impl Claims {
         let mut scopes: Vec<String> = Vec::new();
         for list in [self.scope, self.scp].into_iter().flatten() {
             let items: Vec<String> = match list {
-                ScopeList::Delimited(s) => s.split_whitespace().map(str::to_owned).collect(),
+                // RFC 6749 3.3: delimited by the ASCII space alone. Splitting on any whitespace
+                // would let "x\u{a0}audit:read" grant audit:read to a token never issued it.
+                ScopeList::Delimited(s) => s.split(' ').map(str::to_owned).collect(),
                 ScopeList::List(v) => v,
             };
             for item in items {

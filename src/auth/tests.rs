@@ -178,6 +178,20 @@ async fn scopes_match_whole_words_and_merge_scope_with_scp() {
 }
 
 #[tokio::test]
+async fn scope_is_delimited_by_the_ascii_space_only() {
+    let v = Verifier::hs256(SECRET);
+    // Unicode and ASCII whitespace other than 0x20 is part of a scope, never a delimiter.
+    for glue in ['\u{a0}', '\u{2003}', '\u{3000}', '\u{85}', '\u{2028}', '\t', '\n', '\r', '\u{b}', '\u{c}'] {
+        let scope = format!("x{glue}audit:read");
+        let p = check(&v, &hs(&json!({"exp": now() + 60, "scope": scope}))).await.unwrap();
+        assert!(!p.has_scope("audit:read"), "{glue:?} split the scope");
+        assert_eq!(p.scopes(), [scope.as_str()], "{glue:?}");
+    }
+    let spaced = hs(&json!({"exp": now() + 60, "scope": "  x  audit:read "}));
+    assert_eq!(check(&v, &spaced).await.unwrap().scopes(), ["x", "audit:read"]);
+}
+
+#[tokio::test]
 async fn org_id_and_sub_claims() {
     let v = Verifier::hs256(SECRET);
     let p = check(&v, &hs(&json!({"exp": now() + 60}))).await.unwrap();
@@ -222,6 +236,10 @@ async fn from_config_refuses_unusable_settings() {
     let (jwt_secret, jwks_url) = (Some(" ".into()), Some("".into()));
     let blank = AuthConfig { jwt_secret, jwks_url, ..AuthConfig::default() };
     assert!(Verifier::from_config(&blank).await.is_err());
+    // A zero interval would refetch the key set on every request.
+    let jwks_url = Some(format!("{KEYS}/jwks.json"));
+    let constant = AuthConfig { jwks_url, jwks_refresh: Duration::ZERO, ..AuthConfig::default() };
+    assert!(Verifier::from_config(&constant).await.is_err());
     let not_a_set = format!("{KEYS}/rsa.pem");
     for url in ["http://idp.example/jwks", "http://127.0.0.1:1/jwks", "/nonexistent", &not_a_set] {
         assert!(verifier(false, Some(url.into())).await.is_err(), "{url}");

@@ -2,6 +2,9 @@
 //! wrong issuer or audience, garbage, query-string tokens, scopes, tenancy, JWKS keys) checked
 //! alike on REST, native gRPC and gRPC-web, and proof that refused calls store nothing.
 
+mod demo;
+mod rotation;
+
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use audit_service::auth::{AuthConfig, LEEWAY_SECS};
@@ -244,9 +247,9 @@ async fn issuer_and_audience_are_enforced_when_configured() {
     let server = TestServer::start_with(|config| {
         config.auth = AuthSettings::Keys(AuthConfig {
             jwt_secret: Some(SECRET.into()),
-            jwks_url: None,
             issuer: Some(ISSUER.into()),
             audience: Some(AUDIENCE.into()),
+            ..AuthConfig::default()
         });
     })
     .await;
@@ -294,6 +297,21 @@ async fn scopes_are_matched_whole_from_scope_or_scp() {
     for (case, token) in &granted {
         check(&server, case, &summary, Some(token), Expect::Ok).await;
     }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn scope_is_split_on_the_ascii_space_only() {
+    let server = TestServer::start().await;
+    let summary = Call::Summary("");
+    // RFC 6749 3.3: scopes are delimited by 0x20; any other whitespace belongs to the scope.
+    for glue in ['\u{a0}', '\u{2003}', '\u{3000}', '\u{85}', '\t', '\n'] {
+        let claims = with(reader_claims(), json!({ "scope": format!("x{glue}audit:read") }));
+        let case = format!("scope joined by {glue:?}");
+        check(&server, &case, &summary, Some(&hs256(&claims)), Expect::PermissionDenied("audit:read")).await;
+    }
+    let spaced = with(reader_claims(), json!({ "scope": "x audit:read" }));
+    check(&server, "scope joined by a space", &summary, Some(&hs256(&spaced)), Expect::Ok).await;
     server.stop().await;
 }
 
@@ -371,8 +389,7 @@ async fn token_in_the_query_string_does_not_authenticate() {
 async fn jwks_keys_verify_rs256_es256_and_eddsa_only() {
     let jwks = format!("{}/tests/fixtures/keys/jwks.json", env!("CARGO_MANIFEST_DIR"));
     let server = TestServer::start_with(|config| {
-        config.auth =
-            AuthSettings::Keys(AuthConfig { jwt_secret: None, jwks_url: Some(jwks), issuer: None, audience: None });
+        config.auth = AuthSettings::Keys(AuthConfig { jwks_url: Some(jwks), ..AuthConfig::default() });
     })
     .await;
     let summary = Call::Summary("");

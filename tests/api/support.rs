@@ -47,9 +47,7 @@ impl TestServer {
             format!("sqlite://{}", db_path.display()),
             AuthSettings::Keys(audit_service::auth::AuthConfig {
                 jwt_secret: Some(SECRET.into()),
-                jwks_url: None,
-                issuer: None,
-                audience: None,
+                ..audit_service::auth::AuthConfig::default()
             }),
         );
         config.cors_origins = vec!["https://dashboard.example".into()];

@@ -225,9 +225,7 @@ impl TestServer {
             format!("sqlite://{}", dir.path().join("audit.db").display()),
             AuthSettings::Keys(audit_service::auth::AuthConfig {
                 jwt_secret: Some(SECRET.into()),
-                jwks_url: None,
-                issuer: None,
-                audience: None,
+                ..audit_service::auth::AuthConfig::default()
             }),
         );
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
