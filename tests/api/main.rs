@@ -13,4 +13,5 @@ mod parsers;
 mod postgres;
 mod protocols;
 mod query;
+mod skew;
 mod summary;
