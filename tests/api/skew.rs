@@ -3,15 +3,13 @@
 //! stores. Offsets are whole half-hours from a 1-hour bound, so a slow machine
 //! cannot move an event across it.
 
-#[path = "../common/postgres.rs"]
-mod pg;
-
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use audit_service::proto::audit as pb;
 use sqlx::Connection;
 use tonic_types::StatusExt;
 
+use crate::postgres::pg;
 use crate::support::{TestServer, authed, buckets, event, http1, reader, rest_summary, stored_events, writer};
 
 const HOUR: i64 = 3600;

@@ -198,10 +198,8 @@ async fn a_month_whose_events_wait_in_the_default_partition_still_gets_its_parti
     assert_eq!(partition_of(&mut conn, "squat-end").await, month, "the month's last nanosecond moves too");
     assert_eq!(partition_of(&mut conn, "next").await, "audit_events_default", "the month after stays");
     // Any month, however far: the one before 2200 through the function ensure uses.
-    let far_created: bool = sqlx::query_scalar("SELECT audit_create_month_partition('2199-12-01')")
-        .fetch_one(&mut conn)
-        .await
-        .unwrap();
+    let far_created: bool =
+        sqlx::query_scalar("SELECT audit_create_month_partition('2199-12-01')").fetch_one(&mut conn).await.unwrap();
     assert!(far_created);
     assert_eq!(partition_of(&mut conn, "far").await, "audit_events_p219912");
 
