@@ -95,6 +95,9 @@ pub struct ServeArgs {
     /// Largest gRPC message or REST body, in bytes.
     #[arg(long, env = "AUDIT_MAX_REQUEST_BYTES", default_value_t = DEFAULT_MAX_REQUEST_BYTES)]
     pub max_request_bytes: usize,
+    /// Seconds an event may be dated after the server's clock; a batch holding a later one is refused.
+    #[arg(long, env = "AUDIT_MAX_FUTURE_SKEW_SECS", default_value_t = 3600)]
+    pub max_future_skew_secs: u64,
     /// Seconds in-flight requests may take to finish after SIGTERM.
     #[arg(long, env = "AUDIT_DRAIN_TIMEOUT_SECS", default_value_t = 20)]
     pub drain_timeout_secs: u64,
@@ -137,6 +140,7 @@ impl ServeArgs {
         let mut config = Config::new(self.database_url.clone(), auth);
         config.cors_origins = self.cors_origins.iter().map(|o| o.trim().to_owned()).filter(|o| !o.is_empty()).collect();
         config.max_request_bytes = self.max_request_bytes;
+        config.max_future_skew = Duration::from_secs(self.max_future_skew_secs);
         config.drain_timeout = Duration::from_secs(self.drain_timeout_secs);
         config.limits = self.limits.limits(self.demo)?;
         config.store = self.db.settings();

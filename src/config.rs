@@ -10,6 +10,9 @@ use crate::store::StoreSettings;
 pub const DEFAULT_MAX_REQUEST_BYTES: usize = 8 * 1024 * 1024;
 /// How long in-flight requests may run on after SIGTERM.
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
+/// How far past the server's clock an event may be dated: room for clients'
+/// clocks running ahead, not for events months away.
+pub const DEFAULT_MAX_FUTURE_SKEW: Duration = Duration::from_secs(3600);
 
 /// Where the keys that verify bearer tokens come from.
 #[derive(Debug, Clone)]
@@ -28,6 +31,8 @@ pub struct Config {
     pub cors_origins: Vec<String>,
     pub max_request_bytes: usize,
     pub drain_timeout: Duration,
+    /// Events dated later than this after the server's clock are refused.
+    pub max_future_skew: Duration,
     /// Sizes, timeouts, concurrency and rate limits (`server::limits`).
     pub limits: crate::server::Limits,
     /// Connection pool of the PostgreSQL store.
@@ -44,6 +49,7 @@ impl Config {
             cors_origins: Vec::new(),
             max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
+            max_future_skew: DEFAULT_MAX_FUTURE_SKEW,
             limits: crate::server::Limits::default(),
             store: StoreSettings::default(),
             demo_token: None,

@@ -56,7 +56,9 @@ pub async fn build(config: Config, listener: TcpListener) -> anyhow::Result<Serv
         AuthSettings::Demo { secret } => Verifier::hs256(secret),
     };
     let pool = DescriptorPool::decode(FILE_DESCRIPTOR_SET).context("decoding the descriptor set")?;
-    let service = AuditService::new(store.clone()).with_max_summary_range(config.limits.max_summary_range);
+    let service = AuditService::new(store.clone())
+        .with_max_summary_range(config.limits.max_summary_range)
+        .with_max_future_skew(config.max_future_skew);
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<AuditServiceServer<GrpcAdapter>>().await;

@@ -1,10 +1,13 @@
 //! The audit service's business rules: tenancy, ordering, and the calls into the
 //! store. Adapters (gRPC, and through it gRPC-web and REST) only translate.
 
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
 use tracing::instrument;
 
 use crate::auth::Principal;
-use crate::domain::{ActionCount, EventBatch, OrgScope, SummaryQuery, SummaryRequest};
+use crate::config::DEFAULT_MAX_FUTURE_SKEW;
+use crate::domain::{ActionCount, EventBatch, OrgScope, SummaryQuery, SummaryRequest, UnixNanos};
 use crate::error::Error;
 use crate::store::{AppendOutcome, DynStore, StoreError};
 
@@ -17,16 +20,23 @@ pub const WRITE_SCOPE: &str = "audit:write";
 pub struct AuditService {
     store: DynStore,
     /// Widest summary range served; a wider one is refused before the store sees it.
-    max_summary_range: Option<std::time::Duration>,
+    max_summary_range: Option<Duration>,
+    /// How far past the clock an event may be dated; later ones are refused.
+    max_future_skew: Duration,
 }
 
 impl AuditService {
     pub fn new(store: DynStore) -> Self {
-        Self { store, max_summary_range: None }
+        Self { store, max_summary_range: None, max_future_skew: DEFAULT_MAX_FUTURE_SKEW }
     }
 
-    pub fn with_max_summary_range(mut self, max: Option<std::time::Duration>) -> Self {
+    pub fn with_max_summary_range(mut self, max: Option<Duration>) -> Self {
         self.max_summary_range = max;
+        self
+    }
+
+    pub fn with_max_future_skew(mut self, max: Duration) -> Self {
+        self.max_future_skew = max;
         self
     }
 
@@ -63,6 +73,9 @@ impl AuditService {
     /// Appends a batch atomically; every event must belong to the caller's tenant.
     #[instrument(name = "audit.append", skip_all, fields(events = batch.events().len(), enduser.id = %principal.subject))]
     pub async fn append(&self, principal: &Principal, batch: EventBatch) -> Result<AppendOutcome, Error> {
+        // Checked here rather than while parsing, which does not read the clock, and
+        // before tenancy, as the other rules of a valid event are.
+        batch.refuse_dated_after(clock_now()?, self.max_future_skew)?;
         if let Some(own) = &principal.org_id {
             let foreign = batch.events().iter().position(|event| event.organization_id.as_str() != own);
             if let Some(index) = foreign {
@@ -89,6 +102,13 @@ impl AuditService {
     pub async fn ready(&self) -> Result<(), Error> {
         self.store.ping().await.map_err(store_error)
     }
+}
+
+/// The server's clock. One before 1970 or past 2262 is a broken host, not a bad request.
+fn clock_now() -> Result<UnixNanos, Error> {
+    let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).map_err(|e| anyhow::anyhow!("clock: {e}"))?;
+    let nanos = i64::try_from(since_epoch.as_nanos()).map_err(|e| anyhow::anyhow!("clock: {e}"))?;
+    Ok(UnixNanos::from_nanos(nanos))
 }
 
 fn own_org(raw: &str) -> Result<crate::domain::OrgId, Error> {

@@ -5,9 +5,11 @@
 --
 -- Run as audit_migrator (it owns the tables) after the migrations and roles.sql, once
 -- per release; idempotent. It builds on the functions of
--- migrations/postgres/20261127000003_audit_partitions.sql (monthly partitions named
+-- migrations/postgres/20261127000003_audit_partitions.sql and
+-- 20261201000001_audit_partitions_adopt_default.sql (monthly partitions named
 -- audit_events_pYYYYMM, a DEFAULT partition audit_events_default):
---   audit_ensure_partitions(months_ahead)   creates this month .. months_ahead
+--   audit_ensure_partitions(months_ahead)   creates this month .. months_ahead, each
+--                                           taking its events out of the DEFAULT partition
 --   audit_drop_partitions_before(cutoff_ns) drops whole months and their rollups
 -- and adds what a scheduled job needs on top: a retention policy that the job cannot
 -- change, and a function the job's role may call without owning anything.
@@ -39,10 +41,11 @@ REVOKE ALL ON TABLE audit_partition_policy FROM PUBLIC, audit_service, audit_mai
 GRANT SELECT ON TABLE audit_partition_policy TO audit_maintainer;
 
 -- The scheduled job's one call. Creates the months ahead (the replicas also do at start
--- and daily; this is the safety net when none is running), drops the months that ended
--- more than `retention` ago, and reports events stuck in the default partition (a
--- backfill or a clock far off: audit_split_default_partition() moves them, as the owner
--- in a quiet hour). One transaction: if the drop cannot get its lock within 5 s the
+-- and daily; this is the safety net when none is running), moving into each new month the
+-- events of it the default partition held, drops the months that ended more than
+-- `retention` ago, and reports what stays in the default partition: events of months the
+-- upkeep does not create (a backfill before this month, a clock far off beyond the months
+-- ahead: audit_split_default_partition() moves them, as the owner in a quiet hour). One transaction: if the drop cannot get its lock within 5 s the
 -- whole call fails and the CronJob's retry or tomorrow's run does it.
 CREATE OR REPLACE FUNCTION audit_maintain_partitions()
 RETURNS TABLE (created integer, dropped text[], default_events bigint, retention interval)

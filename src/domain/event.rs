@@ -1,10 +1,14 @@
 //! Audit events as the service accepts them: every rule of a valid event lives here.
 
 use std::net::IpAddr;
+use std::time::Duration;
 
 use super::time::{EARLIEST_EVENT_NANOS, LATEST_EVENT_NANOS, UnixNanos};
 use crate::error::{Error, FieldViolation};
 use crate::proto::audit as pb;
+
+#[cfg(test)]
+mod tests;
 
 /// Largest batch `BatchCreateEvents` takes; larger ones are refused whole.
 pub const MAX_BATCH_EVENTS: usize = 1000;
@@ -127,6 +131,28 @@ impl EventBatch {
     pub fn events(&self) -> &[NewEvent] {
         &self.0
     }
+
+    /// Refuses the batch whole when an event is dated more than `max_skew` after
+    /// `now`. The caller reads the clock, so that parsing stays a pure function of
+    /// the request. Without this bound one writer could date an event months ahead,
+    /// where no retention and no monthly partition reaches it yet.
+    pub fn refuse_dated_after(&self, now: UnixNanos, max_skew: Duration) -> Result<(), Error> {
+        let skew = i128::try_from(max_skew.as_nanos()).unwrap_or(i128::MAX);
+        let latest = i128::from(now.get()).saturating_add(skew);
+        let late: Vec<usize> = (0..self.0.len()).filter(|&i| i128::from(self.0[i].timestamp.get()) > latest).collect();
+        if late.is_empty() {
+            return Ok(());
+        }
+        let latest = UnixNanos::from_nanos(i64::try_from(latest).unwrap_or(i64::MAX));
+        let description = format!(
+            "must be at most {} seconds after the server's clock, so no later than {}",
+            max_skew.as_secs(),
+            crate::rfc3339::format(&latest.to_timestamp())
+        );
+        let violations =
+            late.into_iter().map(|i| FieldViolation::new(format!("events[{i}].timestamp"), description.clone()));
+        Err(refused(violations.collect()))
+    }
 }
 
 impl TryFrom<pb::BatchCreateEventsRequest> for EventBatch {
@@ -157,14 +183,20 @@ impl TryFrom<pb::BatchCreateEventsRequest> for EventBatch {
         if violations.is_empty() {
             return Ok(Self(events));
         }
-        let total = violations.len();
-        violations.truncate(MAX_REPORTED_VIOLATIONS);
-        let first = &violations[0];
-        let more = if total > 1 { format!(" (and {} more)", total - 1) } else { String::new() };
-        Err(Error::InvalidArgument {
-            message: format!("batch refused, nothing stored: {} {}{more}", first.field, first.description),
-            violations,
-        })
+        Err(refused(violations))
+    }
+}
+
+/// The answer to a batch with invalid events (at least one violation): the first
+/// named in the message, the first few listed.
+fn refused(mut violations: Vec<FieldViolation>) -> Error {
+    let total = violations.len();
+    violations.truncate(MAX_REPORTED_VIOLATIONS);
+    let first = &violations[0];
+    let more = if total > 1 { format!(" (and {} more)", total - 1) } else { String::new() };
+    Error::InvalidArgument {
+        message: format!("batch refused, nothing stored: {} {}{more}", first.field, first.description),
+        violations,
     }
 }
 

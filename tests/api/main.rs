@@ -14,4 +14,5 @@ mod postgres;
 mod protocols;
 mod query;
 mod security;
+mod skew;
 mod summary;

@@ -3,7 +3,7 @@
 //! database answered UNAVAILABLE / 503 quickly, then recovered from without restart.
 
 #[path = "../common/postgres.rs"]
-mod pg;
+pub mod pg;
 
 use std::time::{Duration, Instant};
 

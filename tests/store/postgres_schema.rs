@@ -46,7 +46,7 @@ async fn concurrent_opens_of_a_fresh_database_all_succeed() {
             .fetch_one(&mut conn)
             .await
             .unwrap();
-    assert_eq!((applied, succeeded), (3, 3), "each migration applied once");
+    assert_eq!((applied, succeeded), (4, 4), "each migration applied once");
     let partitions: i64 =
         sqlx::query_scalar("SELECT COUNT(*) FROM pg_inherits WHERE inhparent = 'audit_events'::regclass")
             .fetch_one(&mut conn)
@@ -104,16 +104,16 @@ async fn the_default_partition_catches_what_no_month_holds_and_splits_into_month
     for id in ["past", "ahead", "far", "2020"] {
         assert_eq!(partition_of(&mut conn, id).await, "audit_events_default", "{id}");
     }
-    // Ensuring further ahead skips the month the default already holds events of,
-    // instead of failing.
+    // Ensuring further ahead creates every month, the one the default partition
+    // holds an event of too, which moves into it.
     let created: i32 = sqlx::query_scalar("SELECT audit_ensure_partitions(7)").fetch_one(&mut conn).await.unwrap();
-    assert!((3..=4).contains(&created), "months 4..7 ahead but the one holding 'ahead': {created}");
-    assert_eq!(partition_of(&mut conn, "ahead").await, "audit_events_default");
+    assert!((4..=5).contains(&created), "months 4..7 ahead: {created}");
+    assert!(partition_of(&mut conn, "ahead").await.starts_with("audit_events_p"));
     let again: i32 = sqlx::query_scalar("SELECT audit_ensure_partitions(7)").fetch_one(&mut conn).await.unwrap();
     assert_eq!(again, 0, "idempotent");
 
     let moved: i64 = sqlx::query_scalar("SELECT audit_split_default_partition()").fetch_one(&mut conn).await.unwrap();
-    assert_eq!(moved, 4);
+    assert_eq!(moved, 3);
     assert_eq!(partition_of(&mut conn, "2020").await, "audit_events_p202001", "a nanosecond before February");
     assert_eq!(partition_of(&mut conn, "far").await, "audit_events_p219912");
     for id in ["past", "ahead"] {
@@ -130,6 +130,116 @@ async fn the_default_partition_catches_what_no_month_holds_and_splits_into_month
         assert_eq!(sorted(store.summarize(&q).await.unwrap()), want);
         assert_eq!(sorted(store.summarize_raw(&q).await.unwrap()), want);
     }
+    conn.close().await.ok();
+    store.close().await;
+    db.drop_now().await;
+}
+
+/// The start of the UTC month `months` ahead of this one, plus `days`, in nanoseconds.
+async fn month_ahead(conn: &mut PgConnection, months: i32, days: i32) -> i64 {
+    sqlx::query_scalar(
+        "SELECT (extract(epoch FROM date_trunc('month', now() AT TIME ZONE 'UTC') \
+                 + make_interval(months => $1, days => $2)) * 1000000000)::bigint",
+    )
+    .bind(months)
+    .bind(days)
+    .fetch_one(conn)
+    .await
+    .unwrap()
+}
+
+type RollupRow = (String, i64, i64, String, i64, i64);
+
+/// What a partition move must leave as it was: the stored rows and ids, and the rollups.
+async fn counts_and_rollups(conn: &mut PgConnection) -> (i64, i64, Vec<RollupRow>) {
+    let events: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_events").fetch_one(&mut *conn).await.unwrap();
+    let ids: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_event_ids").fetch_one(&mut *conn).await.unwrap();
+    let rollups = sqlx::query_as(
+        "SELECT series, width_s, bucket_start_ns, action, event_count, failure_count FROM audit_rollups \
+         ORDER BY series, width_s, bucket_start_ns, action",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .unwrap();
+    (events, ids, rollups)
+}
+
+#[tokio::test]
+async fn a_month_whose_events_wait_in_the_default_partition_still_gets_its_partition() {
+    let Some(db) = PgDatabase::create().await else { return };
+    let store = store::open(&db.url, &StoreSettings::default()).await.unwrap();
+    let mut conn = db.connect().await;
+    let squatted = month_ahead(&mut conn, 5, 0).await;
+    let next = month_ahead(&mut conn, 6, 0).await;
+    let far = 7_258_118_400_000_000_000 - 1;
+    // Through the store, not the service: an operator whose clock ran ahead, or a
+    // writer of a release without the future bound, can put such events there.
+    let mut events = vec![
+        event("now", "org_a", now_ns()),
+        event("squat", "org_b", squatted),
+        event("squat-end", "org_a", next - 1),
+        event("next", "org_b", next),
+        event("far", "org_a", far),
+    ];
+    events[2].failed = true;
+    events[2].action = "user.deleted".into();
+    store.append(&batch(&events)).await.unwrap();
+    for id in ["squat", "squat-end", "next", "far"] {
+        assert_eq!(partition_of(&mut conn, id).await, "audit_events_default", "{id}");
+    }
+    let before = counts_and_rollups(&mut conn).await;
+    assert_eq!((before.0, before.1), (5, 5));
+
+    // The upkeep the service and the scheduled job run: months 4 and 5 ahead.
+    let created: i32 = sqlx::query_scalar("SELECT audit_ensure_partitions(5)").fetch_one(&mut conn).await.unwrap();
+    assert!((2..=3).contains(&created), "months 4 and 5 ahead: {created}");
+    let month = partition_of(&mut conn, "squat").await;
+    assert!(month.starts_with("audit_events_p"), "{month}");
+    assert_eq!(partition_of(&mut conn, "squat-end").await, month, "the month's last nanosecond moves too");
+    assert_eq!(partition_of(&mut conn, "next").await, "audit_events_default", "the month after stays");
+    // Any month, however far: the one before 2200 through the function ensure uses.
+    let far_created: bool =
+        sqlx::query_scalar("SELECT audit_create_month_partition('2199-12-01')").fetch_one(&mut conn).await.unwrap();
+    assert!(far_created);
+    assert_eq!(partition_of(&mut conn, "far").await, "audit_events_p219912");
+
+    assert_eq!(counts_and_rollups(&mut conn).await, before, "no event lost or doubled, rollups untouched");
+    for scope in [OrgScope::All, org_scope("org_a"), org_scope("org_b")] {
+        let q = query(&scope, 0, i64::MAX);
+        let want = expected(&events, &scope, 0, i64::MAX);
+        assert_eq!(sorted(store.summarize(&q).await.unwrap()), want, "{scope:?}");
+        assert_eq!(sorted(store.summarize_raw(&q).await.unwrap()), want, "{scope:?}");
+        let q = query(&scope, squatted, next);
+        assert_eq!(sorted(store.summarize(&q).await.unwrap()), expected(&events, &scope, squatted, next));
+    }
+
+    // The triggers the move stepped around are in force again, on every table.
+    for sql in [
+        format!("DELETE FROM {month}"),
+        format!("UPDATE {month} SET action = 'user.created'"),
+        format!("TRUNCATE {month}"),
+        "DELETE FROM audit_events_default".to_owned(),
+        "UPDATE audit_events_default SET action = 'user.created'".to_owned(),
+        "DELETE FROM audit_events".to_owned(),
+        "UPDATE audit_events SET action = 'user.created'".to_owned(),
+    ] {
+        assert!(refused(&mut conn, &sql).await.contains("append-only"), "{sql}");
+    }
+    let disabled: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM pg_trigger WHERE tgname LIKE 'audit_%' AND NOT tgisinternal AND tgenabled <> 'O'",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(disabled, 0);
+
+    // A month with nothing waiting is created as before, and the next run finds it.
+    let created: i32 = sqlx::query_scalar("SELECT audit_ensure_partitions(6)").fetch_one(&mut conn).await.unwrap();
+    assert_eq!(created, 1);
+    assert_ne!(partition_of(&mut conn, "next").await, "audit_events_default");
+    let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_events_default").fetch_one(&mut conn).await.unwrap();
+    assert_eq!(left, 0);
+    assert_eq!(counts_and_rollups(&mut conn).await, before);
     conn.close().await.ok();
     store.close().await;
     db.drop_now().await;
@@ -220,16 +330,25 @@ async fn a_least_privileged_service_role_serves_and_cannot_rewrite_history() {
         .unwrap();
 
     let store = store::open(&db.url_as(r), &StoreSettings::default()).await.expect("the service role starts");
-    let events = [event("p1", "org_a", now_ns()), event("p2", "org_a", now_ns() - 90 * DAY)];
-    assert_eq!(store.append(&batch(&events)).await.unwrap().created, 2);
-    assert_eq!(store.append(&batch(&events)).await.unwrap().duplicates, 2);
+    let ahead = month_ahead(&mut owner, 5, 1).await;
+    let events =
+        [event("p1", "org_a", now_ns()), event("p2", "org_a", now_ns() - 90 * DAY), event("p3", "org_b", ahead)];
+    assert_eq!(store.append(&batch(&events)).await.unwrap().created, 3);
+    assert_eq!(store.append(&batch(&events)).await.unwrap().duplicates, 3);
     let q = query(&OrgScope::All, 0, i64::MAX);
     assert_eq!(sorted(store.summarize(&q).await.unwrap()), expected(&events, &OrgScope::All, 0, i64::MAX));
     assert!(store.rebuild_rollups().await.is_err(), "rebuilding is the owner's job");
     store.close().await;
 
     let mut service = PgConnection::connect(&db.url_as(r)).await.unwrap();
+    // The service's own upkeep moves what waits in the default partition: the
+    // function does it as the owner, which the service role is not.
+    let created: i32 = sqlx::query_scalar("SELECT audit_ensure_partitions(5)").fetch_one(&mut service).await.unwrap();
+    assert!((2..=3).contains(&created), "months 4 and 5 ahead: {created}");
+    assert_ne!(partition_of(&mut owner, "p3").await, "audit_events_default");
     for sql in [
+        "ALTER TABLE audit_events_default DISABLE TRIGGER audit_events_append_only",
+        "SELECT audit_create_month_partition('2199-12-01')",
         "UPDATE audit_events SET action = 'user.deleted'",
         "DELETE FROM audit_events",
         "DELETE FROM audit_event_ids",
