@@ -284,6 +284,14 @@ fn check_path(input: &MessageDescriptor, path: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// A whole-request JSON body (`body: "*"`) of a message, checked against the
+/// budget, converted and encoded as protobuf: what a REST call hands to gRPC.
+/// Public for the fuzz targets and property tests only.
+#[doc(hidden)]
+pub fn json_body_to_protobuf(input: &MessageDescriptor, body: &[u8]) -> Result<Vec<u8>, Error> {
+    Ok(convert_body(&BodyRule::Whole, input, body)?.encode_to_vec())
+}
+
 /// Bodies up to this size are converted on the reactor: well under a millisecond.
 const REACTOR_BODY_BYTES: usize = 16 * 1024;
 
