@@ -105,9 +105,8 @@ fn grpc_frame() -> Bytes {
     use pbjson_types::value::Kind;
     let null = pbjson_types::Value { kind: Some(Kind::NullValue(0)) };
     let per_event = 4000;
-    let list = pbjson_types::Value {
-        kind: Some(Kind::ListValue(pbjson_types::ListValue { values: vec![null; per_event] })),
-    };
+    let list =
+        pbjson_types::Value { kind: Some(Kind::ListValue(pbjson_types::ListValue { values: vec![null; per_event] })) };
     let details = pbjson_types::Struct { fields: [("x".to_owned(), list)].into_iter().collect() };
     let event = pb::AuditEvent {
         id: String::new(),
@@ -131,8 +130,9 @@ fn grpc_frame() -> Bytes {
 async fn send(port: u16, scenario: Scenario, body: Bytes, token: Option<String>) -> (u16, Option<String>) {
     let stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.expect("connects");
     let grpc = matches!(scenario, Scenario::GrpcUnauthenticated | Scenario::GrpcWorst);
-    let mut request = http::Request::post(format!("http://127.0.0.1:{port}{}", if grpc { BATCH_GRPC } else { BATCH_REST }))
-        .header("content-type", if grpc { "application/grpc" } else { "application/json" });
+    let mut request =
+        http::Request::post(format!("http://127.0.0.1:{port}{}", if grpc { BATCH_GRPC } else { BATCH_REST }))
+            .header("content-type", if grpc { "application/grpc" } else { "application/json" });
     if grpc {
         request = request.version(http::Version::HTTP_2).header("te", "trailers");
     }
@@ -189,7 +189,10 @@ fn main() {
     }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     println!("# memory benchmark: {concurrency} concurrent requests, AUDIT_MAX_REQUEST_BYTES = {MAX_REQUEST_BYTES}");
-    println!("{:<24} {:>10} {:>12} {:>12} {:>16}", "scenario", "body MiB", "peak MiB", "growth MiB", "growth/req ÷ max");
+    println!(
+        "{:<24} {:>10} {:>12} {:>12} {:>16}",
+        "scenario", "body MiB", "peak MiB", "growth MiB", "growth/req ÷ max"
+    );
     let mut idle_kib = 0;
     for scenario in [
         Scenario::Idle,
@@ -212,9 +215,8 @@ fn main() {
             if matches!(scenario, Scenario::Idle) {
                 return;
             }
-            let calls: Vec<_> = (0..concurrency)
-                .map(|_| tokio::spawn(send(port, scenario, body.clone(), token.clone())))
-                .collect();
+            let calls: Vec<_> =
+                (0..concurrency).map(|_| tokio::spawn(send(port, scenario, body.clone(), token.clone()))).collect();
             for call in calls {
                 let (status, grpc_status) = call.await.unwrap();
                 let (want_status, want_grpc) = expected(scenario);

@@ -5,6 +5,8 @@ mod event;
 mod summary;
 mod time;
 
-pub use event::{Action, EventBatch, MAX_BATCH_EVENTS, MAX_DETAILS_DEPTH, MAX_DETAILS_VALUES, NewEvent, OrgId, Outcome};
+pub use event::{
+    Action, EventBatch, MAX_BATCH_EVENTS, MAX_DETAILS_DEPTH, MAX_DETAILS_VALUES, NewEvent, OrgId, Outcome,
+};
 pub use summary::{ActionCount, OrgScope, SummaryQuery, SummaryRequest};
 pub use time::{TimeRange, UnixNanos};

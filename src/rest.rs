@@ -187,8 +187,16 @@ impl RestGateway {
         principal: Option<crate::auth::Principal>,
         body: Bytes,
     ) -> Result<Response<Bytes>, Error> {
-        let mut message = if body.len() <= REACTOR_BODY_BYTES {
-            request_body(route, &body)?
+        // Path and query first: small, and refused before any body work.
+        let mut bound_message = DynamicMessage::new(route.input.clone());
+        for (field_path, value) in &bindings {
+            binding::set_path(&mut bound_message, field_path, value)?;
+        }
+        let bound = binding::Bound { whole_body: matches!(route.body, BodyRule::Whole), fields: &route.bound_fields };
+        binding::bind_query(&mut bound_message, query, &bound)?;
+
+        let mut encoded = if body.len() <= REACTOR_BODY_BYTES {
+            convert_body(&route.body, &route.input, &body)?
         } else {
             // Converting a large body takes milliseconds of CPU: off the reactor, so
             // that other requests on this worker are not held up behind it.
@@ -197,14 +205,9 @@ impl RestGateway {
                 .await
                 .map_err(|e| anyhow::anyhow!("body conversion task failed: {e}"))??
         };
-        for (field_path, value) in &bindings {
-            binding::set_path(&mut message, field_path, value)?;
-        }
-        let bound = binding::Bound { whole_body: matches!(route.body, BodyRule::Whole), fields: &route.bound_fields };
-        binding::bind_query(&mut message, query, &bound)?;
-
-        let encoded = message.encode_to_vec();
-        drop(message);
+        // Concatenated protobuf encodings merge: the path and query fields join the
+        // body's as if set on one message, without a reflective copy of the body.
+        bound_message.encode(&mut encoded).map_err(|e| anyhow::anyhow!("cannot encode bound fields: {e}"))?;
         let reply = match grpc_call::unary(&self.grpc, &route.grpc_path, headers, principal, encoded).await {
             Ok(reply) => reply,
             Err(status) => return Ok(status_to_http(&status)),
@@ -289,23 +292,17 @@ fn check_path(input: &MessageDescriptor, path: &str) -> Result<(), String> {
 /// Public for the fuzz targets and property tests only.
 #[doc(hidden)]
 pub fn json_body_to_protobuf(input: &MessageDescriptor, body: &[u8]) -> Result<Vec<u8>, Error> {
-    Ok(convert_body(&BodyRule::Whole, input, body)?.encode_to_vec())
+    convert_body(&BodyRule::Whole, input, body)
 }
 
 /// Bodies up to this size are converted on the reactor: well under a millisecond.
 const REACTOR_BODY_BYTES: usize = 16 * 1024;
 
-fn request_body(route: &Route, body: &Bytes) -> Result<DynamicMessage, Error> {
-    convert_body(&route.body, &route.input, body)
-}
-
-/// The request message a JSON body describes, after the body passed the budget
-/// that bounds what building it can cost.
-fn convert_body(rule: &BodyRule, input: &MessageDescriptor, body: &[u8]) -> Result<DynamicMessage, Error> {
-    let json_error = |e: serde_json::Error| Error::invalid("body", format!("is not valid JSON for this request: {e}"));
-    let options = prost_reflect::DeserializeOptions::new().deny_unknown_fields(true);
+/// The protobuf encoding of the request message a JSON body describes, after the
+/// body passed the budget that bounds what converting it can cost.
+fn convert_body(rule: &BodyRule, input: &MessageDescriptor, body: &[u8]) -> Result<Vec<u8>, Error> {
     let (source, field) = match rule {
-        BodyRule::None if body.is_empty() => return Ok(DynamicMessage::new(input.clone())),
+        BodyRule::None if body.is_empty() => return Ok(Vec::new()),
         BodyRule::None => return Err(Error::invalid("body", "must be empty on this route")),
         BodyRule::Whole if body.is_empty() => (&b"{}"[..], None),
         BodyRule::Whole => (body, None),
@@ -316,30 +313,35 @@ fn convert_body(rule: &BodyRule, input: &MessageDescriptor, body: &[u8]) -> Resu
     };
     json_budget::check(source, input, field.as_ref())?;
     match field {
-        None => {
-            let mut deserializer = serde_json::Deserializer::from_slice(source);
-            let message = DynamicMessage::deserialize_with_options(input.clone(), &mut deserializer, &options)
-                .map_err(json_error)?;
-            deserializer.end().map_err(json_error)?;
-            Ok(message)
-        }
+        None => json_to_protobuf(input, source),
         Some(field) => {
             // The budget checked that the body is exactly one JSON value, so it
             // can be wrapped as the field of an object without being parsed twice.
-            let name = serde_json::to_string(field.json_name()).map_err(json_error)?;
+            let name = serde_json::to_string(field.json_name()).map_err(|e| anyhow::anyhow!("field name: {e}"))?;
             let mut wrapped = Vec::with_capacity(body.len() + name.len() + 3);
             wrapped.push(b'{');
             wrapped.extend_from_slice(name.as_bytes());
             wrapped.push(b':');
             wrapped.extend_from_slice(source);
             wrapped.push(b'}');
-            let mut deserializer = serde_json::Deserializer::from_slice(&wrapped);
-            let message = DynamicMessage::deserialize_with_options(input.clone(), &mut deserializer, &options)
-                .map_err(json_error)?;
-            deserializer.end().map_err(json_error)?;
-            Ok(message)
+            json_to_protobuf(input, &wrapped)
         }
     }
+}
+
+/// One JSON message to protobuf: with the generated serde code for the service's
+/// own messages (prost's compact tree), reflectively for any other descriptor.
+fn json_to_protobuf(input: &MessageDescriptor, json: &[u8]) -> Result<Vec<u8>, Error> {
+    let json_error = |e: serde_json::Error| Error::invalid("body", format!("is not valid JSON for this request: {e}"));
+    if let Some(typed) = crate::proto::typed_json::json_to_protobuf(input.full_name(), json) {
+        return typed.map_err(json_error);
+    }
+    let options = prost_reflect::DeserializeOptions::new().deny_unknown_fields(true);
+    let mut deserializer = serde_json::Deserializer::from_slice(json);
+    let message =
+        DynamicMessage::deserialize_with_options(input.clone(), &mut deserializer, &options).map_err(json_error)?;
+    deserializer.end().map_err(json_error)?;
+    Ok(message.encode_to_vec())
 }
 
 /// Proto3 JSON with the contract's choices: proto field names, 64-bit integers

@@ -35,8 +35,14 @@ pub fn max_values(len: usize) -> usize {
 
 /// Checks `body`, the JSON of `message` (or, with `field`, of that field of it).
 pub fn check(body: &[u8], message: &MessageDescriptor, field: Option<&FieldDescriptor>) -> Result<(), Error> {
-    let mut walk =
-        Walk { path: Vec::new(), depth: 0, values: 0, max_values: max_values(body.len()), outside: None, refusal: None };
+    let mut walk = Walk {
+        path: Vec::new(),
+        depth: 0,
+        values: 0,
+        max_values: max_values(body.len()),
+        outside: None,
+        refusal: None,
+    };
     let shape = match field {
         Some(field) => {
             walk.path.push(Step::Key(Cow::Owned(field.name().to_owned())));

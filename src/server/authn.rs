@@ -103,7 +103,10 @@ impl AuthLayer {
         let header = headers.get(http::header::AUTHORIZATION).map(|v| v.to_str().unwrap_or("\u{0}"));
         let principal = self.verifier.verify_header(header).await.map_err(refusal)?;
         if !scope.is_empty() && !principal.has_scope(&scope) {
-            return Err(Error::PermissionDenied { message: format!("token lacks scope {scope}"), required_scope: scope });
+            return Err(Error::PermissionDenied {
+                message: format!("token lacks scope {scope}"),
+                required_scope: scope,
+            });
         }
         Ok(Some(principal))
     }

@@ -6,12 +6,17 @@ use super::*;
 use crate::proto::FILE_DESCRIPTOR_SET;
 
 fn batch() -> MessageDescriptor {
-    DescriptorPool::decode(FILE_DESCRIPTOR_SET).unwrap().get_message_by_name("avnology.audit.v1.BatchCreateEventsRequest").unwrap()
+    DescriptorPool::decode(FILE_DESCRIPTOR_SET)
+        .unwrap()
+        .get_message_by_name("avnology.audit.v1.BatchCreateEventsRequest")
+        .unwrap()
 }
 
 fn refusal(body: &str) -> (String, String) {
     match check(body.as_bytes(), &batch(), None) {
-        Err(Error::InvalidArgument { violations, .. }) => (violations[0].field.clone(), violations[0].description.clone()),
+        Err(Error::InvalidArgument { violations, .. }) => {
+            (violations[0].field.clone(), violations[0].description.clone())
+        }
         other => panic!("expected a refusal, got {other:?}"),
     }
 }
@@ -47,9 +52,10 @@ fn details_depth_is_counted_from_the_field_and_named() {
 
 #[test]
 fn details_value_count_is_named() {
-    let at_limit = format!(r#"{{"x":[{}]}}"#, vec!["0"; MAX_FREE_JSON_VALUES - 2].join(","));
+    // Numbers of 7 digits: dense enough to reach the field's limit, not the body's.
+    let at_limit = format!(r#"{{"x":[{}]}}"#, vec!["1234567"; MAX_FREE_JSON_VALUES - 2].join(","));
     check(event_with_details(&at_limit).as_bytes(), &batch(), None).unwrap();
-    let over = format!(r#"{{"x":[{}]}}"#, vec!["0"; MAX_FREE_JSON_VALUES - 1].join(","));
+    let over = format!(r#"{{"x":[{}]}}"#, vec!["1234567"; MAX_FREE_JSON_VALUES - 1].join(","));
     let (field, description) = refusal(&event_with_details(&over));
     assert_eq!(field, "events[1].details");
     assert!(description.contains("more than 4096"), "{description}");

@@ -71,7 +71,9 @@ where
     fn call(&mut self, request: Request<tonic::body::Body>) -> Self::Future {
         let max = self.layer.max_message_bytes;
         if !self.layer.unary_paths.contains(request.uri().path()) {
-            return Either::Left(self.inner.call(request.map(|body| tonic::body::Body::new(FrameGuard::new(body, max)))));
+            return Either::Left(
+                self.inner.call(request.map(|body| tonic::body::Body::new(FrameGuard::new(body, max)))),
+            );
         }
         // The clone that was made ready is the one to call.
         let clone = self.inner.clone();
