@@ -89,7 +89,8 @@ pub struct ServeArgs {
     /// Required `aud` claim.
     #[arg(long, env = "AUDIT_JWT_AUDIENCE")]
     pub jwt_audience: Option<String>,
-    /// Browser origins allowed by CORS, comma-separated (e.g. `https://admin.example.com`).
+    /// Browser origins allowed by CORS, comma-separated `scheme://host[:port]` (e.g.
+    /// `https://admin.example.com`), or `*` alone for any origin (never with credentials).
     #[arg(long, env = "AUDIT_CORS_ORIGINS", value_delimiter = ',')]
     pub cors_origins: Vec<String>,
     /// Largest gRPC message or REST body, in bytes.

@@ -5,8 +5,9 @@
 //! The other limits live where they can be enforced: header sizes, header-read
 //! timeout and HTTP/2 streams in the hyper builder (`server.rs`), message size in
 //! [`message::MessageLimitLayer`] around the gRPC core, rate limits in
-//! [`rate::RateLimitLayer`] right inside authentication, the summary range in the
-//! service.
+//! [`rate::RateLimitLayer`] right inside authentication, the lifetime of token-free
+//! streams in [`stream::StreamLifetime`] around health and reflection, the summary
+//! range in the service.
 
 pub mod message;
 pub mod rate;
