@@ -361,6 +361,23 @@ mod tests {
     }
 
     #[test]
+    fn limits_the_server_cannot_run_with_are_refused_not_panicked_on() {
+        assert!(Limits::default().check().is_ok());
+        for concurrent in [0, Semaphore::MAX_PERMITS + 1, usize::MAX] {
+            let limits = Limits { max_concurrent_requests: concurrent, ..Limits::default() };
+            let error = limits.check().unwrap_err().to_string();
+            assert!(error.contains("AUDIT_MAX_CONCURRENT_REQUESTS"), "{concurrent}: {error}");
+        }
+        for lifetime in
+            [Duration::ZERO, Duration::from_millis(999), MAX_UNAUTHENTICATED_STREAM + Duration::from_secs(1)]
+        {
+            let limits = Limits { max_unauthenticated_stream: lifetime, ..Limits::default() };
+            let error = limits.check().unwrap_err().to_string();
+            assert!(error.contains("AUDIT_MAX_UNAUTHENTICATED_STREAM_SECS"), "{lifetime:?}: {error}");
+        }
+    }
+
+    #[test]
     fn demo_mode_has_no_rate_limit_unless_asked() {
         use clap::Parser;
         #[derive(Parser)]
