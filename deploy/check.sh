@@ -18,7 +18,8 @@
 #                audit_service an event is inserted and UPDATE, DELETE, TRUNCATE and
 #                DDL are refused; maintenance and retention run as audit_maintainer
 #   service      the real binary: `audit-service migrate` as audit_migrator, then
-#                `serve` as audit_service ingests and summarizes over REST
+#                `serve` as audit_service ingests and summarizes over REST, with
+#                /readyz and /metrics on the admin port only
 #
 # Prints PASS/FAIL per check and ends with "deploy: N passed, N failed"; exits non-zero
 # if anything failed. PostgreSQL: 127.0.0.1:5432, superuser postgres, and trust (or
@@ -459,18 +460,21 @@ check_service() {
     psql_as "$PGADMIN" "$db" -f deploy/postgres/roles.sql 2>/dev/null || { fail service "roles.sql (after) failed"; return; }
     psql_as audit_migrator "$db" -f deploy/postgres/partitions.sql || { fail service "partitions.sql failed"; return; }
 
-    local port secret="deploy-check-secret-0123456789abcdef0123456789"
+    local port admin_port secret="deploy-check-secret-0123456789abcdef0123456789"
     port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+    admin_port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+    # As the manifests run it: metrics and probes on an admin port of their own.
     AUDIT_LISTEN="127.0.0.1:$port" \
+        AUDIT_ADMIN_LISTEN="127.0.0.1:$admin_port" \
         AUDIT_DATABASE_URL="postgres://audit_service@$PGH:$PGP/$db" \
         AUDIT_JWT_SECRET="$secret" \
         AUDIT_LOG_FORMAT=json \
         OTEL_EXPORTER_OTLP_ENDPOINT='' \
         "$BIN" serve >"$WORK/serve.log" 2>&1 &
     SERVER_PID=$!
-    local base="http://127.0.0.1:$port" ready=0
+    local base="http://127.0.0.1:$port" admin="http://127.0.0.1:$admin_port" ready=0
     for _ in $(seq 1 120); do
-        if curl -fsS "$base/readyz" >/dev/null 2>&1; then ready=1; break; fi
+        if curl -fsS "$admin/readyz" >/dev/null 2>&1; then ready=1; break; fi
         kill -0 "$SERVER_PID" 2>/dev/null || break
         sleep 0.5
     done
@@ -479,7 +483,7 @@ check_service() {
         fail service "\`audit-service serve\` as audit_service never became ready (log above)"
         return
     fi
-    echo "serving as audit_service on $base, ready"
+    echo "serving as audit_service on $base, ready on the admin port $admin"
 
     local token now batch created again summary ok=1
     token="$(AUDIT_JWT_SECRET="$secret" "$BIN" token --scope audit:read --scope audit:write --ttl 10m)"
@@ -506,6 +510,18 @@ assert summary == {"buckets": [{"action": "session.login", "count": 2, "failure_
 PY
     then
         ok=0
+    fi
+    # After the calls above, so the scrape has requests to count.
+    local public_metrics
+    public_metrics="$(curl -s -o /dev/null -w '%{http_code}' "$base/metrics")"
+    if ! curl -fsS "$admin/metrics" | grep -q '^audit_rpc_requests_total'; then
+        echo "no request counters in /metrics on the admin port" >&2
+        ok=0
+    elif [[ "$public_metrics" != 404 ]]; then
+        echo "/metrics on the API port answered $public_metrics, not 404, with an admin port set" >&2
+        ok=0
+    else
+        echo "/metrics served on the admin port only (API port: 404)"
     fi
     kill -TERM "$SERVER_PID"
     local status=0

@@ -3,7 +3,7 @@
 
 kubernetes-validate proves each object is well-formed; this proves the objects fit
 together and fit the binary: selectors reach the pods, the shutdown budget covers the
-drain, every AUDIT_* setting used here exists in src/ and every subcommand in src/cli.rs, the image
+drain, the admin port carries the scrape and is exposed by no Service, every AUDIT_* setting used here exists in src/ and every subcommand in src/cli.rs, the image
 and the manifests agree on port and user. Each failure names the file and what to fix.
 
     python3 deploy/check_manifests.py      (from the repository root; needs PyYAML)
@@ -194,6 +194,32 @@ def check_kubernetes(env_names: set[str], commands: set[str]) -> None:
             if listen_port not in [p["containerPort"] for p in container["ports"]]:
                 fail(rel(path), f"AUDIT_LISTEN port {listen_port} is not a containerPort")
             check_dockerfile(listen_port, spec["securityContext"].get("runAsUser"))
+            if "AUDIT_ADMIN_LISTEN" in configmap:
+                check_admin_port(int(configmap["AUDIT_ADMIN_LISTEN"].rsplit(":", 1)[1]), path, deployment,
+                                 container, by_kind)
+
+
+def check_admin_port(port: int, path: pathlib.Path, deployment: dict, container: dict, by_kind: dict) -> None:
+    """With an admin listener, /metrics is only there: the scrape annotation, the port's name
+    and the NetworkPolicy must follow it, and no Service may expose it."""
+    named = {p["name"]: p["containerPort"] for p in container.get("ports", [])}
+    if named.get("admin") != port:
+        fail(rel(path), f"AUDIT_ADMIN_LISTEN port {port} is not the containerPort named admin")
+    annotations = deployment["spec"]["template"]["metadata"].get("annotations", {})
+    if annotations.get("prometheus.io/scrape") == "true" and annotations.get("prometheus.io/port") != str(port):
+        fail(rel(path), f"prometheus.io/port is not {port}: /metrics is served only on the admin port")
+    for service_path, service in by_kind.get("Service", []):
+        for service_port in service["spec"]["ports"]:
+            if service_port.get("targetPort") in ("admin", port):
+                fail(rel(service_path), f"exposes the admin port {port}, which is for scrapers and probes only")
+    for policy_path, policy in by_kind.get("NetworkPolicy", []):
+        if not selects(policy["spec"]["podSelector"].get("matchLabels", {}),
+                       deployment["spec"]["template"]["metadata"]["labels"]):
+            continue
+        if "Ingress" in policy["spec"].get("policyTypes", []) and not any(
+                entry.get("port") in ("admin", port)
+                for rule in policy["spec"].get("ingress", []) for entry in rule.get("ports", [])):
+            fail(rel(policy_path), f"admits nobody to the admin port {port}: Prometheus cannot scrape /metrics")
 
 
 def check_dockerfile(port: int, user: int | None) -> None:

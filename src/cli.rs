@@ -68,6 +68,10 @@ pub struct ServeArgs {
     /// Address to listen on: gRPC, gRPC-web and REST share it.
     #[arg(long, env = "AUDIT_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
+    /// Address of a second listener for `/metrics`, `/healthz` and `/readyz` only
+    /// (e.g. `0.0.0.0:9090`); when set, `/metrics` leaves the main address.
+    #[arg(long, env = "AUDIT_ADMIN_LISTEN")]
+    pub admin_listen: Option<SocketAddr>,
     /// `sqlite://PATH` (created if missing) or `postgres://USER@HOST:PORT/DATABASE`.
     #[arg(long, env = "AUDIT_DATABASE_URL", default_value = "sqlite://audit.db")]
     pub database_url: String,
@@ -89,7 +93,8 @@ pub struct ServeArgs {
     /// Required `aud` claim.
     #[arg(long, env = "AUDIT_JWT_AUDIENCE")]
     pub jwt_audience: Option<String>,
-    /// Browser origins allowed by CORS, comma-separated (e.g. `https://admin.example.com`).
+    /// Browser origins allowed by CORS, comma-separated `scheme://host[:port]` (e.g.
+    /// `https://admin.example.com`), or `*` alone for any origin (never with credentials).
     #[arg(long, env = "AUDIT_CORS_ORIGINS", value_delimiter = ',')]
     pub cors_origins: Vec<String>,
     /// Largest gRPC message or REST body, in bytes.

@@ -27,7 +27,8 @@ pub enum AuthSettings {
 pub struct Config {
     pub database_url: String,
     pub auth: AuthSettings,
-    /// Browser origins allowed by CORS; empty allows none.
+    /// Browser origins allowed by CORS (`scheme://host[:port]`); empty allows none,
+    /// `*` alone allows any (without credentials). Checked by `server::build`.
     pub cors_origins: Vec<String>,
     pub max_request_bytes: usize,
     pub drain_timeout: Duration,

@@ -1,5 +1,6 @@
 //! `audit-service`: parses the command line and runs the server or a tool command.
 
+use anyhow::Context as _;
 use clap::Parser;
 use tokio::net::TcpListener;
 
@@ -43,8 +44,14 @@ async fn main() -> anyhow::Result<()> {
                 config.demo_token =
                     Some(auth::mint_hs256(secret, "demo-dashboard", &["audit:read"], None, DEMO_TOKEN_TTL)?);
             }
-            let listener = TcpListener::bind(args.listen).await?;
-            let server = server::build(config.clone(), listener).await?;
+            let listener = TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
+            let mut listeners = server::Listeners::from(listener);
+            if let Some(admin) = args.admin_listen {
+                let admin =
+                    TcpListener::bind(admin).await.with_context(|| format!("binding AUDIT_ADMIN_LISTEN {admin}"))?;
+                listeners = listeners.with_admin(admin);
+            }
+            let server = server::build(config.clone(), listeners).await?;
             if let AuthSettings::Demo { secret } = &config.auth {
                 let seeded = demo::seed_if_empty(server.store()).await?;
                 if seeded > 0 {
@@ -53,6 +60,9 @@ async fn main() -> anyhow::Result<()> {
                 println!("{}", demo::instructions(server.local_addr(), secret)?);
             }
             tracing::info!(address = %server.local_addr(), "listening");
+            if let Some(admin) = server.admin_addr() {
+                tracing::info!(address = %admin, "admin listener: /metrics, /healthz, /readyz");
+            }
             server.serve(shutdown_signal()).await
         }
     }

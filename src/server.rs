@@ -1,8 +1,10 @@
-//! The server: `build(config, listener)` wires store, auth and protocols onto a
-//! listener the caller bound; `serve` runs it until the shutdown signal, then
+//! The server: `build(config, listeners)` wires store, auth and protocols onto
+//! listeners the caller bound; `serve` runs it until the shutdown signal, then
 //! drains in-flight requests and closes the database.
 
+mod admin;
 mod authn;
+mod cors;
 pub mod limits;
 mod probes;
 mod stack;
@@ -14,7 +16,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use http::HeaderValue;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
@@ -35,9 +36,34 @@ pub use limits::{LimitArgs, Limits, RateLimits};
 pub use stack::HttpService;
 pub(crate) use stack::Protocol;
 
+/// The sockets a server answers on, bound by the caller ("bind first, pass the
+/// listener in"): tests bind port 0, `main` binds the configured addresses.
+pub struct Listeners {
+    /// gRPC, gRPC-web, REST, the probes, and `/metrics` unless an admin listener is given.
+    pub public: TcpListener,
+    /// `/metrics`, `/healthz` and `/readyz` only; when given, `/metrics` leaves the
+    /// public listener, so only who reaches this one sees platform-wide activity.
+    pub admin: Option<TcpListener>,
+}
+
+impl Listeners {
+    pub fn with_admin(mut self, admin: TcpListener) -> Self {
+        self.admin = Some(admin);
+        self
+    }
+}
+
+impl From<TcpListener> for Listeners {
+    fn from(public: TcpListener) -> Self {
+        Self { public, admin: None }
+    }
+}
+
 pub struct Server {
     listener: TcpListener,
     stack: HttpService,
+    /// The admin listener and what it serves.
+    admin: Option<(TcpListener, HttpService)>,
     store: DynStore,
     health: HealthReporter,
     drain_timeout: Duration,
@@ -45,8 +71,13 @@ pub struct Server {
     metrics: Metrics,
 }
 
-/// Builds the server on an already bound listener (tests bind port 0).
-pub async fn build(config: Config, listener: TcpListener) -> anyhow::Result<Server> {
+/// Builds the server on already bound listeners: a `TcpListener` for the public
+/// one alone, or [`Listeners`] with an admin listener too.
+pub async fn build(config: Config, listeners: impl Into<Listeners>) -> anyhow::Result<Server> {
+    let Listeners { public: listener, admin: admin_listener } = listeners.into();
+    // Settings first: a bad one is reported before anything is opened.
+    let cors = cors::layer(&config.cors_origins)?;
+    config.limits.check()?;
     let store = store::open(&config.database_url, &config.store).await.context("opening the database")?;
     let metrics = Metrics::new().context("setting up metrics")?;
     // Store spans, ingest counters and pool gauges, whichever database it is.
@@ -68,25 +99,37 @@ pub async fn build(config: Config, listener: TcpListener) -> anyhow::Result<Serv
         .build_v1()
         .context("building the reflection service")?;
     let audit = GrpcAdapter::new(service.clone()).into_server().max_decoding_message_size(config.max_request_bytes);
-    let grpc_routes = tonic::service::Routes::new(audit).add_service(health_service).add_service(reflection);
+    // Health and reflection need no token: their streams get a lifetime, so nobody
+    // holds one (and its concurrency slot) open for ever.
+    let lifetime = config.limits.max_unauthenticated_stream;
+    let grpc_routes = tonic::service::Routes::new(audit)
+        .add_service(limits::stream::StreamLifetime::new(health_service, lifetime))
+        .add_service(limits::stream::StreamLifetime::new(reflection, lifetime));
+    let readiness = Arc::new(probes::Readiness::new(service.clone()));
+    let admin = admin_listener.map(|listener| (listener, admin::service(readiness.clone(), metrics.clone())));
 
-    let cors_origins = config
-        .cors_origins
-        .iter()
-        .map(|origin| HeaderValue::from_str(origin).with_context(|| format!("bad CORS origin {origin:?}")))
-        .collect::<anyhow::Result<Vec<_>>>()?;
     let stack = stack::build_stack(stack::Parts {
         grpc_routes,
         auth: authn::AuthLayer::new(Arc::new(verifier), &pool)?,
-        service,
-        cors_origins,
+        cors,
         max_request_bytes: config.max_request_bytes,
         rest_descriptors: pool,
         limits: config.limits.clone(),
         web: crate::web::Web::new(config.demo_token.clone()),
         metrics: metrics.clone(),
+        readiness,
+        metrics_on_public: admin.is_none(),
     })?;
-    Ok(Server { listener, stack, store, health, drain_timeout: config.drain_timeout, limits: config.limits, metrics })
+    Ok(Server {
+        listener,
+        stack,
+        admin,
+        store,
+        health,
+        drain_timeout: config.drain_timeout,
+        limits: config.limits,
+        metrics,
+    })
 }
 
 impl Server {
@@ -99,10 +142,15 @@ impl Server {
         self.listener.local_addr().expect("a bound listener has an address")
     }
 
+    /// The admin listener's address, when there is one.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().map(|(listener, _)| listener.local_addr().expect("a bound listener has an address"))
+    }
+
     /// Serves until `shutdown` completes, then stops accepting, lets in-flight
     /// requests finish within the drain timeout, and closes the database.
     pub async fn serve(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-        let Server { listener, stack, store, health, drain_timeout, limits, metrics } = self;
+        let Server { listener, stack, admin, store, health, drain_timeout, limits, metrics } = self;
         let mut builder = auto::Builder::new(TokioExecutor::new());
         // Slow or idle HTTP/1 clients may not hold a connection open without
         // sending a complete request head, nor send an unbounded one.
@@ -118,31 +166,34 @@ impl Server {
         let graceful = GracefulShutdown::new();
         tokio::pin!(shutdown);
         loop {
-            tokio::select! {
-                accepted = listener.accept() => {
-                    let (stream, peer) = match accepted {
-                        Ok(accepted) => accepted,
-                        Err(error) => {
-                            // Out of file descriptors and the like: back off, keep serving.
-                            tracing::warn!(error = %error, "accept failed");
-                            tokio::time::sleep(Duration::from_millis(50)).await;
-                            continue;
-                        }
-                    };
-                    let _ = stream.set_nodelay(true);
-                    let connection = builder
-                        .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(stack.clone()))
-                        .into_owned();
-                    let connection = graceful.watch(connection);
-                    tokio::spawn(async move {
-                        if let Err(error) = connection.await {
-                            tracing::debug!(%peer, error = %error, "connection ended with an error");
-                        }
-                    });
-                }
+            // The admin listener's connections are served, drained and closed with
+            // the public ones.
+            let (accepted, service) = tokio::select! {
+                accepted = listener.accept() => (accepted, &stack),
+                accepted = accept(admin.as_ref()), if admin.is_some() => accepted,
                 () = &mut shutdown => break,
-            }
+            };
+            let (stream, peer) = match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of file descriptors and the like: back off, keep serving.
+                    tracing::warn!(error = %error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let _ = stream.set_nodelay(true);
+            let connection = builder
+                .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service.clone()))
+                .into_owned();
+            let connection = graceful.watch(connection);
+            tokio::spawn(async move {
+                if let Err(error) = connection.await {
+                    tracing::debug!(%peer, error = %error, "connection ended with an error");
+                }
+            });
         }
+        drop(admin);
         drop(listener);
         tracing::info!(timeout_s = drain_timeout.as_secs(), "shutting down: draining in-flight requests");
         health.set_not_serving::<AuditServiceServer<GrpcAdapter>>().await;
@@ -154,5 +205,16 @@ impl Server {
         metrics.shutdown().await;
         tracing::info!("shutdown complete");
         Ok(())
+    }
+}
+
+type Accepted = std::io::Result<(tokio::net::TcpStream, SocketAddr)>;
+
+/// Accepts on the admin listener, with the service its connections get; only
+/// polled when there is one.
+async fn accept(admin: Option<&(TcpListener, HttpService)>) -> (Accepted, &HttpService) {
+    match admin {
+        Some((listener, service)) => (listener.accept().await, service),
+        None => std::future::pending().await,
     }
 }

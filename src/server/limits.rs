@@ -5,20 +5,22 @@
 //! The other limits live where they can be enforced: header sizes, header-read
 //! timeout and HTTP/2 streams in the hyper builder (`server.rs`), message size in
 //! [`message::MessageLimitLayer`] around the gRPC core, rate limits in
-//! [`rate::RateLimitLayer`] right inside authentication, the summary range in the
-//! service.
+//! [`rate::RateLimitLayer`] right inside authentication, the lifetime of token-free
+//! streams in [`stream::StreamLifetime`] around health and reflection, the summary
+//! range in the service.
 
 pub mod message;
 pub mod rate;
+pub mod stream;
 
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use http::{HeaderValue, Request, Response, header};
-use tower::limit::ConcurrencyLimit;
-use tower::load_shed::LoadShed;
+use tokio::sync::Semaphore;
 use tower::{Layer, Service, ServiceExt};
 
 use super::stack::Protocol;
@@ -36,6 +38,9 @@ pub const DEFAULT_MAX_SUMMARY_RANGE_DAYS: u32 = 400;
 /// Per (subject, organization) and second, outside demo mode.
 pub const DEFAULT_RATE_LIMIT_READ_PER_SEC: u32 = 50;
 pub const DEFAULT_RATE_LIMIT_WRITE_PER_SEC: u32 = 500;
+pub const DEFAULT_MAX_UNAUTHENTICATED_STREAM: Duration = Duration::from_secs(300);
+/// Longest lifetime a stream without a token may be given.
+pub const MAX_UNAUTHENTICATED_STREAM: Duration = Duration::from_secs(86_400);
 
 /// Paths that orchestrators poll: shedding them under load would get a busy but
 /// healthy process restarted, which makes the overload worse.
@@ -57,6 +62,8 @@ pub struct Limits {
     pub header_read_timeout: Duration,
     /// Widest `end_time - start_time` a summary may ask for; `None` for no limit.
     pub max_summary_range: Option<Duration>,
+    /// Lifetime of a stream that needs no token (gRPC health `Watch`, reflection).
+    pub max_unauthenticated_stream: Duration,
     pub rate: RateLimits,
 }
 
@@ -70,6 +77,7 @@ impl Default for Limits {
             max_concurrent_requests: DEFAULT_MAX_CONCURRENT_REQUESTS,
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
             max_summary_range: Some(days(DEFAULT_MAX_SUMMARY_RANGE_DAYS)),
+            max_unauthenticated_stream: DEFAULT_MAX_UNAUTHENTICATED_STREAM,
             rate: RateLimits::OFF,
         }
     }
@@ -82,6 +90,24 @@ pub struct RateLimits {
     pub read_burst: u32,
     pub write_per_sec: u32,
     pub write_burst: u32,
+}
+
+impl Limits {
+    /// Refuses values the server cannot run with, whatever set them.
+    pub fn check(&self) -> anyhow::Result<()> {
+        if self.max_concurrent_requests == 0 || self.max_concurrent_requests > Semaphore::MAX_PERMITS {
+            anyhow::bail!("AUDIT_MAX_CONCURRENT_REQUESTS must be 1 to {}", Semaphore::MAX_PERMITS);
+        }
+        if self.max_unauthenticated_stream < Duration::from_secs(1)
+            || self.max_unauthenticated_stream > MAX_UNAUTHENTICATED_STREAM
+        {
+            anyhow::bail!(
+                "AUDIT_MAX_UNAUTHENTICATED_STREAM_SECS must be 1 to {}",
+                MAX_UNAUTHENTICATED_STREAM.as_secs()
+            );
+        }
+        Ok(())
+    }
 }
 
 impl RateLimits {
@@ -116,6 +142,15 @@ pub struct LimitArgs {
     /// Widest summary range in days; 0 for no limit.
     #[arg(long, env = "AUDIT_MAX_SUMMARY_RANGE_DAYS", default_value_t = DEFAULT_MAX_SUMMARY_RANGE_DAYS)]
     pub max_summary_range_days: u32,
+    /// Seconds a stream that needs no token (gRPC health Watch, reflection) may stay
+    /// open; it then ends with DEADLINE_EXCEEDED. 1 to 86400.
+    #[arg(
+        long,
+        env = "AUDIT_MAX_UNAUTHENTICATED_STREAM_SECS",
+        default_value_t = DEFAULT_MAX_UNAUTHENTICATED_STREAM.as_secs(),
+        value_parser = clap::value_parser!(u64).range(1..=MAX_UNAUTHENTICATED_STREAM.as_secs())
+    )]
+    pub max_unauthenticated_stream_secs: u64,
     /// Read calls per second per (token subject, organization); 0 = off.
     /// Default 50, or off in demo mode.
     #[arg(long, env = "AUDIT_RATE_LIMIT_READ_PER_SEC")]
@@ -147,7 +182,7 @@ impl LimitArgs {
         let rate = |set: Option<u32>, default: u32| set.unwrap_or(if demo { 0 } else { default });
         let read_per_sec = rate(self.rate_limit_read_per_sec, DEFAULT_RATE_LIMIT_READ_PER_SEC);
         let write_per_sec = rate(self.rate_limit_write_per_sec, DEFAULT_RATE_LIMIT_WRITE_PER_SEC);
-        Ok(Limits {
+        let limits = Limits {
             max_uri_bytes: self.max_uri_bytes,
             max_header_bytes: self.max_header_bytes,
             http2_max_concurrent_streams: self.http2_max_concurrent_streams,
@@ -155,13 +190,16 @@ impl LimitArgs {
             max_concurrent_requests: self.max_concurrent_requests,
             header_read_timeout: Duration::from_millis(self.header_read_timeout_ms),
             max_summary_range: (self.max_summary_range_days > 0).then(|| days(self.max_summary_range_days)),
+            max_unauthenticated_stream: Duration::from_secs(self.max_unauthenticated_stream_secs),
             rate: RateLimits {
                 read_per_sec,
                 read_burst: self.rate_limit_read_burst.unwrap_or(read_per_sec.saturating_mul(2)),
                 write_per_sec,
                 write_burst: self.rate_limit_write_burst.unwrap_or(write_per_sec.saturating_mul(2)),
             },
-        })
+        };
+        limits.check()?;
+        Ok(limits)
     }
 }
 
@@ -183,14 +221,14 @@ impl RequestLimitLayer {
     }
 }
 
-impl<S: Clone> Layer<S> for RequestLimitLayer {
+impl<S> Layer<S> for RequestLimitLayer {
     type Service = RequestLimit<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
         RequestLimit {
+            inner,
             // Clones share the semaphore, so the limit holds across connections.
-            limited: LoadShed::new(ConcurrencyLimit::new(inner.clone(), self.max_concurrent_requests)),
-            probes: inner,
+            in_flight: Arc::new(Semaphore::new(self.max_concurrent_requests)),
             max_uri_bytes: self.max_uri_bytes,
             request_timeout: self.request_timeout,
         }
@@ -199,8 +237,10 @@ impl<S: Clone> Layer<S> for RequestLimitLayer {
 
 #[derive(Clone)]
 pub struct RequestLimit<S> {
-    limited: LoadShed<ConcurrencyLimit<S>>,
-    probes: S,
+    inner: S,
+    /// One permit per request in flight, held by its response body until the body
+    /// has ended: a stream counts for as long as it is open, not until its head.
+    in_flight: Arc<Semaphore>,
     max_uri_bytes: usize,
     request_timeout: Duration,
 }
@@ -216,8 +256,8 @@ where
     type Future = BoxFuture<'static, Result<Self::Response, Infallible>>;
 
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        // Readiness is decided per request on a clone: the shedding layer must see
-        // the concurrency limit's state at the moment the request arrives.
+        // Readiness is decided per request: the concurrency permit is taken (or the
+        // request shed) in `call`, when the request arrives.
         Poll::Ready(Ok(()))
     }
 
@@ -237,24 +277,29 @@ where
             Protocol::Rest => self.request_timeout,
         };
         let is_probe = PROBE_PATHS.contains(&request.uri().path());
-        let probes = self.probes.clone();
-        let limited = self.limited.clone();
-        Box::pin(async move {
-            let served = async {
-                if is_probe {
-                    let Ok(response) = probes.oneshot(request).await;
-                    return Ok(response);
-                }
-                limited.oneshot(request).await
-            };
-            match tokio::time::timeout(deadline, served).await {
-                Ok(Ok(response)) => Ok(response),
-                Ok(Err(error)) if error.is::<tower::load_shed::error::Overloaded>() => {
+        // Taken now, not queued: past the limit the request is refused at once.
+        let permit = if is_probe {
+            None
+        } else {
+            match self.in_flight.clone().try_acquire_owned() {
+                Ok(permit) => Some(permit),
+                Err(_) => {
                     tracing::debug!("load shed: concurrency limit reached");
-                    Ok(answer(Error::Unavailable("server is overloaded, retry later".into())))
+                    let error = Error::Unavailable("server is overloaded, retry later".into());
+                    return Box::pin(async move { Ok(answer(error)) });
                 }
-                // The inner service is infallible: only the shedding layer fails.
-                Ok(Err(error)) => Ok(answer(Error::Internal(anyhow::anyhow!("request limit layer: {error}")))),
+            }
+        };
+        let inner = self.inner.clone();
+        Box::pin(async move {
+            match tokio::time::timeout(deadline, inner.oneshot(request)).await {
+                Ok(served) => {
+                    let Ok(response) = served;
+                    Ok(match permit {
+                        Some(permit) => stream::PermitBody::wrap(response, permit),
+                        None => response,
+                    })
+                }
                 Err(_elapsed) => Ok(answer(Error::DeadlineExceeded)),
             }
         })
@@ -312,6 +357,23 @@ mod tests {
         assert_eq!(parse_grpc_timeout(b"5S"), Some(Duration::from_secs(5)));
         for bad in [&b""[..], b"m", b"123456789m", b"10x", b"-1S", b"1.5S", b" 1S"] {
             assert_eq!(parse_grpc_timeout(bad), None, "{:?}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn limits_the_server_cannot_run_with_are_refused_not_panicked_on() {
+        assert!(Limits::default().check().is_ok());
+        for concurrent in [0, Semaphore::MAX_PERMITS + 1, usize::MAX] {
+            let limits = Limits { max_concurrent_requests: concurrent, ..Limits::default() };
+            let error = limits.check().unwrap_err().to_string();
+            assert!(error.contains("AUDIT_MAX_CONCURRENT_REQUESTS"), "{concurrent}: {error}");
+        }
+        for lifetime in
+            [Duration::ZERO, Duration::from_millis(999), MAX_UNAUTHENTICATED_STREAM + Duration::from_secs(1)]
+        {
+            let limits = Limits { max_unauthenticated_stream: lifetime, ..Limits::default() };
+            let error = limits.check().unwrap_err().to_string();
+            assert!(error.contains("AUDIT_MAX_UNAUTHENTICATED_STREAM_SECS"), "{lifetime:?}: {error}");
         }
     }
 

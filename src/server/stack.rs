@@ -5,15 +5,14 @@ use std::collections::HashSet;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
-use http::{HeaderName, HeaderValue, Method, Request, Response, header};
+use http::{HeaderValue, Method, Request, Response, header};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use tower::{Layer, Service, ServiceBuilder, ServiceExt};
-use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::cors::CorsLayer;
 
 use super::authn::AuthLayer;
 use super::limits::message::MessageLimitLayer;
@@ -23,26 +22,6 @@ use super::probes;
 use crate::error::Error;
 use crate::metrics::Metrics;
 use crate::rest::{GrpcService, RestGateway};
-use crate::service::AuditService;
-
-/// Browsers may send these on gRPC-web and REST calls.
-const CORS_ALLOWED_HEADERS: [HeaderName; 7] = [
-    header::AUTHORIZATION,
-    header::CONTENT_TYPE,
-    HeaderName::from_static("x-grpc-web"),
-    HeaderName::from_static("x-user-agent"),
-    HeaderName::from_static("grpc-timeout"),
-    HeaderName::from_static("traceparent"),
-    HeaderName::from_static("tracestate"),
-];
-/// gRPC-web clients read the status from these; REST clients read the challenge.
-const CORS_EXPOSED_HEADERS: [HeaderName; 5] = [
-    HeaderName::from_static("grpc-status"),
-    HeaderName::from_static("grpc-message"),
-    HeaderName::from_static("grpc-status-details-bin"),
-    header::WWW_AUTHENTICATE,
-    header::RETRY_AFTER,
-];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Protocol {
@@ -76,8 +55,8 @@ impl Protocol {
 pub struct Parts {
     pub grpc_routes: tonic::service::Routes,
     pub auth: AuthLayer,
-    pub service: AuditService,
-    pub cors_origins: Vec<HeaderValue>,
+    /// Checked at start (`cors::layer`), so a bad origin list never serves.
+    pub cors: CorsLayer,
     pub max_request_bytes: usize,
     pub rest_descriptors: prost_reflect::DescriptorPool,
     pub limits: Limits,
@@ -85,6 +64,10 @@ pub struct Parts {
     pub web: crate::web::Web,
     /// Recorded by the telemetry layers, read by `GET /metrics`.
     pub metrics: Metrics,
+    /// The database verdict `GET /readyz` answers with, shared with the admin listener.
+    pub readiness: Arc<probes::Readiness>,
+    /// False when an admin listener serves `/metrics` instead.
+    pub metrics_on_public: bool,
 }
 
 pub type HttpService = tower::util::BoxCloneSyncService<Request<Incoming>, Response<tonic::body::Body>, Infallible>;
@@ -127,25 +110,19 @@ pub fn build_stack(parts: Parts) -> anyhow::Result<HttpService> {
             grpc_web,
             rest,
             auth: parts.auth,
-            service: parts.service,
             max_request_bytes: parts.max_request_bytes,
             web: parts.web,
             metrics: parts.metrics,
+            readiness: parts.readiness,
+            metrics_on_public: parts.metrics_on_public,
             openapi,
         }),
     };
     let stack = ServiceBuilder::new()
         // CORS outermost: browser preflights are answered before any protocol
         // handling, and every answer (errors included) carries the headers a
-        // browser needs to read it. An empty allow-list allows no origin.
-        .layer(
-            CorsLayer::new()
-                .allow_origin(AllowOrigin::list(parts.cors_origins))
-                .allow_methods([Method::GET, Method::POST])
-                .allow_headers(CORS_ALLOWED_HEADERS)
-                .expose_headers(CORS_EXPOSED_HEADERS)
-                .max_age(Duration::from_secs(600)),
-        )
+        // browser needs to read it.
+        .layer(parts.cors)
         // The request's server span (continuing the caller's trace), metrics and
         // log line; outside the limits so that their refusals are seen too.
         .layer(telemetry)
@@ -165,10 +142,11 @@ struct DispatchInner {
     grpc_web: GrpcService,
     rest: RestGateway,
     auth: AuthLayer,
-    service: AuditService,
     max_request_bytes: usize,
     web: crate::web::Web,
     metrics: Metrics,
+    readiness: Arc<probes::Readiness>,
+    metrics_on_public: bool,
     /// The OpenAPI document of the REST routes, generated once at start-up.
     openapi: Bytes,
 }
@@ -209,11 +187,12 @@ impl DispatchInner {
     async fn rest(&self, request: Request<Incoming>) -> Response<Bytes> {
         match (request.method(), request.uri().path()) {
             (&Method::GET, "/healthz") => return probes::healthz(),
-            (&Method::GET, "/readyz") => return probes::readyz(&self.service).await,
+            (&Method::GET, "/readyz") => return self.readiness.readyz().await,
             // No token: it describes the API, as reflection does for gRPC.
             (&Method::GET, "/openapi.json") => return crate::openapi::response(&self.openapi),
-            // No token: it holds counts by RPC and status only, no tenant data.
-            (&Method::GET, "/metrics") => return self.metrics.prometheus_response(),
+            // No token: it holds counts by RPC and status only, no tenant data. With
+            // an admin listener it is served there only (404 here, as any unknown path).
+            (&Method::GET, "/metrics") if self.metrics_on_public => return self.metrics.prometheus_response(),
             (&Method::GET, path) if self.web.serves(path) => return self.web.get(path, request.headers()),
             _ => {}
         }

@@ -21,6 +21,8 @@ pub const SECRET: &str = "test-secret-that-is-long-enough-0123456789";
 pub struct TestServer {
     pub addr: SocketAddr,
     pub base: String,
+    /// `http://` and the admin listener's address, when the server has one.
+    pub admin_base: Option<String>,
     pub db_path: PathBuf,
     shutdown: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<anyhow::Result<()>>>,
@@ -41,8 +43,25 @@ impl TestServer {
         server
     }
 
+    /// Starts a server with an admin listener too, on a fresh database.
+    pub async fn start_with_admin(adjust: impl FnOnce(&mut Config)) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let admin = TcpListener::bind("127.0.0.1:0").await.expect("bind admin");
+        let mut server = Self::start_listening(&dir.path().join("audit.db"), Some(admin), adjust).await;
+        server._dir = Some(dir);
+        server
+    }
+
     /// Starts a server on an existing (or new) database file.
     pub async fn start_on(db_path: &std::path::Path, adjust: impl FnOnce(&mut Config)) -> Self {
+        Self::start_listening(db_path, None, adjust).await
+    }
+
+    async fn start_listening(
+        db_path: &std::path::Path,
+        admin: Option<TcpListener>,
+        adjust: impl FnOnce(&mut Config),
+    ) -> Self {
         let mut config = Config::new(
             format!("sqlite://{}", db_path.display()),
             AuthSettings::Keys(audit_service::auth::AuthConfig {
@@ -53,8 +72,13 @@ impl TestServer {
         config.cors_origins = vec!["https://dashboard.example".into()];
         adjust(&mut config);
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let server = audit_service::server::build(config, listener).await.expect("server builds");
+        let mut listeners = audit_service::server::Listeners::from(listener);
+        if let Some(admin) = admin {
+            listeners = listeners.with_admin(admin);
+        }
+        let server = audit_service::server::build(config, listeners).await.expect("server builds");
         let addr = server.local_addr();
+        let admin_base = server.admin_addr().map(|admin| format!("http://{admin}"));
         let (tx, rx) = oneshot::channel();
         let handle = tokio::spawn(server.serve(async {
             let _ = rx.await;
@@ -62,6 +86,7 @@ impl TestServer {
         Self {
             addr,
             base: format!("http://{addr}"),
+            admin_base,
             db_path: db_path.to_owned(),
             shutdown: Some(tx),
             handle: Some(handle),

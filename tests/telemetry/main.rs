@@ -5,4 +5,5 @@
 
 mod harness;
 mod metrics;
+mod probes;
 mod traces;
