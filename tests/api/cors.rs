@@ -29,9 +29,7 @@ fn config(dir: &tempfile::TempDir, origins: &str) -> Config {
         format!("sqlite://{}", dir.path().join("audit.db").display()),
         AuthSettings::Keys(audit_service::auth::AuthConfig {
             jwt_secret: Some(SECRET.into()),
-            jwks_url: None,
-            issuer: None,
-            audience: None,
+            ..audit_service::auth::AuthConfig::default()
         }),
     );
     config.cors_origins = origins.split(',').map(str::to_owned).collect();
