@@ -7,6 +7,7 @@ mod auth;
 mod batch;
 mod clients;
 mod durability;
+mod json_body;
 mod limits;
 mod openapi;
 mod parsers;
