@@ -311,9 +311,10 @@ fn convert_body(rule: &BodyRule, input: &MessageDescriptor, body: &[u8]) -> Resu
             (body, Some(field))
         }
     };
-    json_budget::check(source, input, field.as_ref())?;
+    let checked = json_budget::check(source, input, field.as_ref())?;
+    let reflective = checked.wide_free_integers;
     match field {
-        None => json_to_protobuf(input, source),
+        None => json_to_protobuf(input, source, reflective),
         Some(field) => {
             // The budget checked that the body is exactly one JSON value, so it
             // can be wrapped as the field of an object without being parsed twice.
@@ -324,16 +325,18 @@ fn convert_body(rule: &BodyRule, input: &MessageDescriptor, body: &[u8]) -> Resu
             wrapped.push(b':');
             wrapped.extend_from_slice(source);
             wrapped.push(b'}');
-            json_to_protobuf(input, &wrapped)
+            json_to_protobuf(input, &wrapped, reflective)
         }
     }
 }
 
 /// One JSON message to protobuf: with the generated serde code for the service's
-/// own messages (prost's compact tree), reflectively for any other descriptor.
-fn json_to_protobuf(input: &MessageDescriptor, json: &[u8]) -> Result<Vec<u8>, Error> {
+/// own messages (prost's compact tree), reflectively for any other descriptor and
+/// when `reflective` (free-form JSON with integers the generated code refuses).
+fn json_to_protobuf(input: &MessageDescriptor, json: &[u8], reflective: bool) -> Result<Vec<u8>, Error> {
     let json_error = |e: serde_json::Error| Error::invalid("body", format!("is not valid JSON for this request: {e}"));
-    if let Some(typed) = crate::proto::typed_json::json_to_protobuf(input.full_name(), json) {
+    let typed = if reflective { None } else { crate::proto::typed_json::json_to_protobuf(input.full_name(), json) };
+    if let Some(typed) = typed {
         return typed.map_err(json_error);
     }
     let options = prost_reflect::DeserializeOptions::new().deny_unknown_fields(true);
@@ -379,5 +382,35 @@ mod tests {
         let dynamic = DynamicMessage::decode(output, reply.encode_to_vec().as_slice()).unwrap();
         let json = String::from_utf8(response_json(&dynamic, None).unwrap()).unwrap();
         assert_eq!(json, r#"{"buckets":[{"action":"session.login","count":5000000123,"failure_count":0}]}"#);
+    }
+
+    /// Proto3 JSON reads any JSON number of free-form JSON as a double, integers
+    /// past 2^53 included (rounded), as a gRPC client would have sent them.
+    #[test]
+    fn details_integers_past_two_to_the_53_are_read_as_doubles() {
+        let pool = DescriptorPool::decode(FILE_DESCRIPTOR_SET).unwrap();
+        let input = pool.get_message_by_name("avnology.audit.v1.BatchCreateEventsRequest").unwrap();
+        for (number, expected) in [
+            ("9007199254740991", 9_007_199_254_740_991.0),
+            ("9007199254740992", 9_007_199_254_740_992.0),
+            ("-9007199254740992", -9_007_199_254_740_992.0),
+            ("9223372036854775807", 9_223_372_036_854_775_807.0),
+            ("-9223372036854775808", -9_223_372_036_854_775_808.0),
+            ("18446744073709551615", 18_446_744_073_709_551_615.0),
+        ] {
+            let body = format!(r#"{{"events":[{{"action":"a.b","details":{{"n":{number},"list":[{number}]}}}}]}}"#);
+            let encoded = json_body_to_protobuf(&input, body.as_bytes()).unwrap_or_else(|e| panic!("{number}: {e:?}"));
+            let request = pb::BatchCreateEventsRequest::decode(encoded.as_slice()).unwrap();
+            let details = request.events[0].details.clone().unwrap();
+            let number_of = |value: &pbjson_types::Value| match &value.kind {
+                Some(pbjson_types::value::Kind::NumberValue(n)) => *n,
+                other => panic!("{number}: not a number: {other:?}"),
+            };
+            assert_eq!(number_of(&details.fields["n"]), expected, "{number}");
+            let Some(pbjson_types::value::Kind::ListValue(list)) = &details.fields["list"].kind else {
+                panic!("{number}: not a list")
+            };
+            assert_eq!(number_of(&list.values[0]), expected, "{number}");
+        }
     }
 }

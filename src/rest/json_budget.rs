@@ -28,13 +28,25 @@ const BASE_VALUES: usize = 1024;
 /// its size; real requests carry well under one value per 8 bytes.
 pub const BYTES_PER_VALUE: usize = 8;
 
+/// Integers of this magnitude and past are not all exactly a double.
+const EXACT_DOUBLE_LIMIT: u64 = 1 << f64::MANTISSA_DIGITS;
+
+/// What the walk saw that the conversion must know.
+#[derive(Debug, Default)]
+pub struct Checked {
+    /// Free-form JSON holds an integer of magnitude 2^53 or more. Proto3 JSON reads
+    /// it as a double, as the reflective conversion does; the generated serde code
+    /// of `google.protobuf.Value` refuses it.
+    pub wide_free_integers: bool,
+}
+
 /// The values a body of `len` bytes may hold.
 pub fn max_values(len: usize) -> usize {
     BASE_VALUES + len / BYTES_PER_VALUE
 }
 
 /// Checks `body`, the JSON of `message` (or, with `field`, of that field of it).
-pub fn check(body: &[u8], message: &MessageDescriptor, field: Option<&FieldDescriptor>) -> Result<(), Error> {
+pub fn check(body: &[u8], message: &MessageDescriptor, field: Option<&FieldDescriptor>) -> Result<Checked, Error> {
     let mut walk = Walk {
         path: Vec::new(),
         depth: 0,
@@ -42,6 +54,7 @@ pub fn check(body: &[u8], message: &MessageDescriptor, field: Option<&FieldDescr
         max_values: max_values(body.len()),
         outside: None,
         refusal: None,
+        wide_free_integers: false,
     };
     let shape = match field {
         Some(field) => {
@@ -54,7 +67,7 @@ pub fn check(body: &[u8], message: &MessageDescriptor, field: Option<&FieldDescr
     let outcome = Node { shape, walk: &mut walk }.deserialize(&mut deserializer).and_then(|()| deserializer.end());
     match (walk.refusal, outcome) {
         (Some(refusal), _) => Err(refusal),
-        (None, Ok(())) => Ok(()),
+        (None, Ok(())) => Ok(Checked { wide_free_integers: walk.wide_free_integers }),
         (None, Err(error)) => Err(Error::invalid("body", format!("is not valid JSON: {error}"))),
     }
 }
@@ -114,6 +127,7 @@ struct Walk<'de> {
     max_values: usize,
     outside: Option<Outside>,
     refusal: Option<Error>,
+    wide_free_integers: bool,
 }
 
 impl Walk<'_> {
@@ -207,6 +221,13 @@ impl Node<'_, '_> {
         self.walk.count(false).map_err(E::custom)
     }
 
+    fn integer<E: de::Error>(self, magnitude: u64) -> Result<(), E> {
+        if matches!(self.shape, Shape::Free) && magnitude >= EXACT_DOUBLE_LIMIT {
+            self.walk.wide_free_integers = true;
+        }
+        self.scalar()
+    }
+
     /// Notes where the walk leaves the schema, at the container that does.
     fn enter(&mut self) -> bool {
         let free = match self.shape {
@@ -233,11 +254,11 @@ impl<'de> Visitor<'de> for Node<'_, 'de> {
     fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
         self.scalar()
     }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
-        self.scalar()
+    fn visit_i64<E: de::Error>(self, value: i64) -> Result<(), E> {
+        self.integer(value.unsigned_abs())
     }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
-        self.scalar()
+    fn visit_u64<E: de::Error>(self, value: u64) -> Result<(), E> {
+        self.integer(value)
     }
     fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
         self.scalar()

@@ -8,6 +8,7 @@ mod batch;
 mod clients;
 mod cors;
 mod durability;
+mod json_body;
 mod limits;
 mod openapi;
 mod operations;

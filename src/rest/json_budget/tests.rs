@@ -97,3 +97,14 @@ fn a_field_body_starts_its_path_at_the_field() {
         other => panic!("expected a refusal, got {other:?}"),
     }
 }
+
+#[test]
+fn integers_past_two_to_the_53_are_noted_only_in_free_form_json() {
+    let wide = |body: &str| check(body.as_bytes(), &batch(), None).unwrap().wide_free_integers;
+    assert!(!wide(&event_with_details(r#"{"n":9007199254740991,"m":-9007199254740991}"#)));
+    assert!(wide(&event_with_details(r#"{"n":9007199254740992}"#)));
+    assert!(wide(&event_with_details(r#"{"n":[{"m":-9007199254740992}]}"#)));
+    assert!(wide(&event_with_details(r#"{"n":18446744073709551615}"#)));
+    // Outside free-form JSON the conversion refuses or reads them itself.
+    assert!(!wide(r#"{"events":[{"action":9007199254740992}],"unknown":[18446744073709551615]}"#));
+}
