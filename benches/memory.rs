@@ -34,6 +34,9 @@ enum Scenario {
     /// The densest JSON of all (one value per 2 bytes), with a valid token: the
     /// budget refuses it before conversion.
     RestDensest,
+    /// Free-form JSON holding an integer past 2^53 takes the reflective conversion:
+    /// the densest body its stricter budget admits (a value per 192 bytes).
+    RestReflectiveWorst,
     /// An 8 MiB protobuf message of the most values prost can be made to build.
     GrpcWorst,
 }
@@ -107,6 +110,17 @@ fn rest_body(digits: usize, per_event: usize, bytes: usize) -> String {
     let details = format!(r#"{{"x":[{}]}}"#, vec![number.as_str(); per_event].join(","));
     let one = event_json(1000, &details).len() + 1;
     let events = ((bytes - 64) / one).min(1000);
+    let list: Vec<String> = (0..events).map(|i| event_json(i, &details)).collect();
+    format!(r#"{{"events":[{}]}}"#, list.join(","))
+}
+
+/// A batch body of about `MAX_REQUEST_BYTES` whose details hold one integer past
+/// 2^53 and strings of 190 characters, 192 bytes a value with quotes and comma.
+fn reflective_body() -> String {
+    let text = format!("\"{}\"", "s".repeat(190));
+    let details = format!(r#"{{"n":9007199254740993,"x":[{}]}}"#, vec![text.as_str(); 4000].join(","));
+    let one = event_json(1000, &details).len() + 1;
+    let events = (MAX_REQUEST_BYTES - 64) / one;
     let list: Vec<String> = (0..events).map(|i| event_json(i, &details)).collect();
     format!(r#"{{"events":[{}]}}"#, list.join(","))
 }
@@ -188,7 +202,7 @@ fn expected(scenario: Scenario) -> (u16, Option<&'static str>) {
         Scenario::Idle => (200, None),
         Scenario::RestUnauthenticated => (401, None),
         Scenario::GrpcUnauthenticated => (200, Some("16")),
-        Scenario::RestWorstAccepted | Scenario::RestDensest => (400, None),
+        Scenario::RestWorstAccepted | Scenario::RestDensest | Scenario::RestReflectiveWorst => (400, None),
         Scenario::GrpcWorst => (200, Some("3")),
     }
 }
@@ -201,6 +215,7 @@ fn body_of(scenario: Scenario) -> Bytes {
         // its message to stay within the limit as well (or it is refused, 413).
         Scenario::RestWorstAccepted => Bytes::from(rest_body(7, 4094, MAX_REQUEST_BYTES * 8 / 11 - 4096)),
         Scenario::RestUnauthenticated | Scenario::RestDensest => Bytes::from(rest_body(1, 4_000, MAX_REQUEST_BYTES)),
+        Scenario::RestReflectiveWorst => Bytes::from(reflective_body()),
         Scenario::GrpcUnauthenticated | Scenario::GrpcWorst => grpc_frame(),
     }
 }
@@ -227,6 +242,7 @@ fn main() {
         Scenario::GrpcUnauthenticated,
         Scenario::RestDensest,
         Scenario::RestWorstAccepted,
+        Scenario::RestReflectiveWorst,
         Scenario::GrpcWorst,
     ] {
         let dir = tempfile::tempdir().unwrap();

@@ -22,6 +22,12 @@ const BODY_DEPTH: usize = 64;
 fn body_values(len: usize) -> usize {
     1024 + len / 8
 }
+/// Free-form JSON with an integer of magnitude 2^53 or more takes the reflective
+/// conversion, which is held to fewer values per byte.
+fn reflective_values(len: usize) -> usize {
+    1024 + len / 192
+}
+const EXACT_DOUBLE_LIMIT: u64 = 1 << 53;
 
 /// The input message of every method of the service, in declaration order.
 pub fn request_messages() -> Vec<MessageDescriptor> {
@@ -103,6 +109,7 @@ enum Limit {
     BodyValues,
     FreeDepth,
     FreeValues,
+    ReflectiveValues,
 }
 
 impl Limit {
@@ -116,6 +123,8 @@ impl Limit {
             Some(Self::FreeValues)
         } else if text.starts_with("holds more than") && text.contains("JSON values for its") {
             Some(Self::BodyValues)
+        } else if text.starts_with("holds integers of 2^53 or more in free-form JSON") {
+            Some(Self::ReflectiveValues)
         } else {
             assert!(
                 !text.contains("nested deeper than") && !text.contains("JSON values"),
@@ -134,6 +143,8 @@ struct Measure {
     values: usize,
     /// Each free-form field met where the schema was followed: path, depth, values.
     free: Vec<(String, usize, usize)>,
+    /// Free-form JSON holds an integer of magnitude 2^53 or more.
+    wide_free: bool,
 }
 
 impl Measure {
@@ -141,7 +152,7 @@ impl Measure {
     fn of(input: &MessageDescriptor, body: &[u8]) -> Option<Self> {
         let tree: Tree = serde_json::from_slice(body).ok()?;
         let (depth, values) = tree.size();
-        let mut measure = Self { len: body.len(), depth, values, free: Vec::new() };
+        let mut measure = Self { len: body.len(), depth, values, free: Vec::new(), wide_free: false };
         measure.find_free(&tree, &Expect::Message(input.clone()), String::new());
         Some(measure)
     }
@@ -151,7 +162,9 @@ impl Measure {
             (Expect::Free, Tree::List(_) | Tree::Object(_)) => {
                 let (depth, values) = tree.size();
                 self.free.push((path, depth, values));
+                self.wide_free |= tree.has_wide_integer();
             }
+            (Expect::Free, Tree::Scalar { wide }) => self.wide_free |= *wide,
             (Expect::Message(message), Tree::Object(entries)) => {
                 for (key, value) in entries {
                     let field = message.get_field_by_json_name(key).or_else(|| message.get_field_by_name(key));
@@ -192,6 +205,9 @@ impl Measure {
         }
         if self.free.iter().any(|(_, _, values)| *values > FREE_VALUES) {
             over.push(Limit::FreeValues);
+        }
+        if self.wide_free && self.values > reflective_values(self.len) {
+            over.push(Limit::ReflectiveValues);
         }
         over
     }
@@ -262,7 +278,10 @@ fn expect_of(kind: &Kind) -> Expect {
 /// Parsed JSON that keeps every entry of an object, duplicate keys included
 /// (`serde_json::Value` keeps the last): the budget counts them all.
 enum Tree {
-    Scalar,
+    /// `wide`: an integer of magnitude 2^53 or more.
+    Scalar {
+        wide: bool,
+    },
     List(Vec<Tree>),
     Object(Vec<(String, Tree)>),
 }
@@ -272,11 +291,19 @@ impl Tree {
     /// and number of values, containers included.
     fn size(&self) -> (usize, usize) {
         let children: Box<dyn Iterator<Item = &Tree>> = match self {
-            Tree::Scalar => return (0, 1),
+            Tree::Scalar { .. } => return (0, 1),
             Tree::List(elements) => Box::new(elements.iter()),
             Tree::Object(entries) => Box::new(entries.iter().map(|(_, value)| value)),
         };
         children.map(Tree::size).fold((1, 1), |(depth, values), (d, v)| (depth.max(d + 1), values + v))
+    }
+
+    fn has_wide_integer(&self) -> bool {
+        match self {
+            Tree::Scalar { wide } => *wide,
+            Tree::List(elements) => elements.iter().any(Tree::has_wide_integer),
+            Tree::Object(entries) => entries.iter().any(|(_, value)| value.has_wide_integer()),
+        }
     }
 }
 
@@ -295,22 +322,22 @@ impl<'de> Visitor<'de> for TreeVisitor {
         f.write_str("JSON")
     }
     fn visit_bool<E>(self, _: bool) -> Result<Tree, E> {
-        Ok(Tree::Scalar)
+        Ok(Tree::Scalar { wide: false })
     }
-    fn visit_i64<E>(self, _: i64) -> Result<Tree, E> {
-        Ok(Tree::Scalar)
+    fn visit_i64<E>(self, value: i64) -> Result<Tree, E> {
+        Ok(Tree::Scalar { wide: value.unsigned_abs() >= EXACT_DOUBLE_LIMIT })
     }
-    fn visit_u64<E>(self, _: u64) -> Result<Tree, E> {
-        Ok(Tree::Scalar)
+    fn visit_u64<E>(self, value: u64) -> Result<Tree, E> {
+        Ok(Tree::Scalar { wide: value >= EXACT_DOUBLE_LIMIT })
     }
     fn visit_f64<E>(self, _: f64) -> Result<Tree, E> {
-        Ok(Tree::Scalar)
+        Ok(Tree::Scalar { wide: false })
     }
     fn visit_str<E>(self, _: &str) -> Result<Tree, E> {
-        Ok(Tree::Scalar)
+        Ok(Tree::Scalar { wide: false })
     }
     fn visit_unit<E>(self) -> Result<Tree, E> {
-        Ok(Tree::Scalar)
+        Ok(Tree::Scalar { wide: false })
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Tree, A::Error> {
         let mut elements = Vec::new();

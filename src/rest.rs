@@ -313,6 +313,9 @@ fn convert_body(rule: &BodyRule, input: &MessageDescriptor, body: &[u8]) -> Resu
     };
     let checked = json_budget::check(source, input, field.as_ref())?;
     let reflective = checked.wide_free_integers;
+    if reflective {
+        checked.reflective_budget(source.len())?;
+    }
     match field {
         None => json_to_protobuf(input, source, reflective),
         Some(field) => {

@@ -38,7 +38,33 @@ pub struct Checked {
     /// it as a double, as the reflective conversion does; the generated serde code
     /// of `google.protobuf.Value` refuses it.
     pub wide_free_integers: bool,
+    /// JSON values in the body.
+    pub values: usize,
 }
+
+impl Checked {
+    /// Refuses a body that must take the reflective conversion (see
+    /// `wide_free_integers`) with more values than that conversion's memory, about
+    /// over twelve times the typed one's per value, allows for its size.
+    pub fn reflective_budget(&self, len: usize) -> Result<(), Error> {
+        let max = BASE_VALUES + len / REFLECTIVE_BYTES_PER_VALUE;
+        if self.values <= max {
+            return Ok(());
+        }
+        Err(Error::invalid(
+            "body",
+            format!(
+                "holds integers of 2^53 or more in free-form JSON, which are costlier to convert: at most {max} JSON \
+                 values for its {len} bytes"
+            ),
+        ))
+    }
+}
+
+/// Bytes of body per value for the reflective conversion, which costs ~730 bytes a
+/// value (more with strings) against the typed conversion's ~60: this keeps it
+/// within the same multiple of the body size (`benches/memory.rs`).
+const REFLECTIVE_BYTES_PER_VALUE: usize = BYTES_PER_VALUE * 24;
 
 /// The values a body of `len` bytes may hold.
 pub fn max_values(len: usize) -> usize {
@@ -67,7 +93,7 @@ pub fn check(body: &[u8], message: &MessageDescriptor, field: Option<&FieldDescr
     let outcome = Node { shape, walk: &mut walk }.deserialize(&mut deserializer).and_then(|()| deserializer.end());
     match (walk.refusal, outcome) {
         (Some(refusal), _) => Err(refusal),
-        (None, Ok(())) => Ok(Checked { wide_free_integers: walk.wide_free_integers }),
+        (None, Ok(())) => Ok(Checked { wide_free_integers: walk.wide_free_integers, values: walk.values }),
         (None, Err(error)) => Err(Error::invalid("body", format!("is not valid JSON: {error}"))),
     }
 }

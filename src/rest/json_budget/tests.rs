@@ -108,3 +108,23 @@ fn integers_past_two_to_the_53_are_noted_only_in_free_form_json() {
     // Outside free-form JSON the conversion refuses or reads them itself.
     assert!(!wide(r#"{"events":[{"action":9007199254740992}],"unknown":[18446744073709551615]}"#));
 }
+
+#[test]
+fn wide_integers_hold_a_body_to_the_reflective_budget() {
+    let numbers = vec!["1234567"; 3000].join(",");
+    let wide = event_with_details(&format!(r#"{{"n":9007199254740993,"x":[{numbers}]}}"#));
+    let checked = check(wide.as_bytes(), &batch(), None).unwrap();
+    assert!(checked.wide_free_integers);
+    match checked.reflective_budget(wide.len()) {
+        Err(Error::InvalidArgument { violations, .. }) => {
+            assert_eq!(violations[0].field, "body");
+            assert!(violations[0].description.starts_with("holds integers of 2^53 or more"), "{violations:?}");
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    let narrow = event_with_details(&format!(r#"{{"n":9007199254740991,"x":[{numbers}]}}"#));
+    assert!(!check(narrow.as_bytes(), &batch(), None).unwrap().wide_free_integers);
+    let few = event_with_details(r#"{"n":9007199254740993,"x":[1,2,3]}"#);
+    let checked = check(few.as_bytes(), &batch(), None).unwrap();
+    checked.reflective_budget(few.len()).unwrap();
+}
