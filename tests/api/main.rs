@@ -13,6 +13,7 @@ mod openapi;
 mod operations;
 mod parsers;
 mod postgres;
+mod promises;
 mod protocols;
 mod query;
 mod security;
