@@ -381,25 +381,28 @@ fn token_of(subject: &str, scopes: &[&str], org: Option<&str>) -> String {
     audit_service::auth::mint_hs256(SECRET.as_bytes(), subject, scopes, org, Duration::from_secs(600)).unwrap()
 }
 
-/// Calls `call` until it is refused; how many were served first, and the refusal.
-/// A bucket holding at most `tokens` at `since` and refilling at `per_sec` serves no
-/// more than that plus the refill since: a bound a slow machine only loosens.
+/// Calls `call` until it is refused; how many were served first, the refusal, and
+/// when the refused call was sent (from then on the bucket held under one token
+/// but for its refill). A bucket holding at most `tokens` at `since` and refilling
+/// at `per_sec` serves no more than that plus the refill since: a bound a slow
+/// machine only loosens.
 async fn served_until_refused<E, Fut>(
     tokens: u32,
     per_sec: u32,
     since: Instant,
     mut call: impl FnMut() -> Fut,
-) -> (u64, E)
+) -> (u64, E, Instant)
 where
     Fut: std::future::Future<Output = Result<(), E>>,
 {
     let mut served = 0;
     loop {
+        let sent = Instant::now();
         let outcome = call().await;
         let allowed = u64::from(tokens) + (since.elapsed().as_secs_f64() * f64::from(per_sec)).floor() as u64;
         match outcome {
             Ok(()) => served += 1,
-            Err(refusal) => return (served, refusal),
+            Err(refusal) => return (served, refusal, sent),
         }
         assert!(served <= allowed, "served {served}, more than the {allowed} the bucket can have held");
     }
@@ -418,9 +421,8 @@ async fn callers_over_their_rate_get_resource_exhausted_or_429_with_retry_after_
         if response.status() == 200 { Ok(()) } else { Err(response) }
     };
     // A fresh bucket serves its whole burst, then refuses before the refill allows more.
-    let (served, response) = served_until_refused(BURST, 1, Instant::now(), rest_call).await;
+    let (served, response, emptied) = served_until_refused(BURST, 1, Instant::now(), rest_call).await;
     assert!(served >= u64::from(BURST), "the burst of {BURST} is served: {served}");
-    let emptied = Instant::now();
     assert_eq!(response.status(), 429);
     let retry_after: u64 = response.headers()["retry-after"].to_str().unwrap().parse().unwrap();
     assert!((1..=2).contains(&retry_after), "a token comes back within a second at 1/s: {retry_after}");
@@ -431,7 +433,7 @@ async fn callers_over_their_rate_get_resource_exhausted_or_429_with_retry_after_
     // The same caller is limited whatever protocol it switches to: the emptied
     // bucket (under one token when it refused) serves only what refilled since.
     let grpc_call = || async { server.grpc().await.get_events_summary(authed(week(), &token)).await.map(|_| ()) };
-    let (_, status) = served_until_refused(1, 1, emptied, grpc_call).await;
+    let (_, status, emptied) = served_until_refused(1, 1, emptied, grpc_call).await;
     assert_eq!(status.code(), Code::ResourceExhausted);
     let delay = status.get_details_retry_info().and_then(|info| info.retry_delay).expect("RetryInfo");
     assert!(delay > Duration::ZERO && delay <= Duration::from_secs(1), "{delay:?}");
@@ -447,7 +449,7 @@ async fn callers_over_their_rate_get_resource_exhausted_or_429_with_retry_after_
         .await
         .map(|_| ())
     };
-    let (_, error) = served_until_refused(1, 1, emptied, web_call).await;
+    let (_, error, _) = served_until_refused(1, 1, emptied, web_call).await;
     assert_eq!(error.code, Code::ResourceExhausted as i32);
 
     // Other subjects, the same subject for one organization, and writes have
@@ -465,7 +467,7 @@ async fn callers_over_their_rate_get_resource_exhausted_or_429_with_retry_after_
         let request = authed(small_batch(&format!("r{id}")), &write_token);
         async { server.grpc().await.batch_create_events(request).await.map(|_| ()) }
     };
-    let (served, status) = served_until_refused(1, 1, Instant::now(), write_call).await;
+    let (served, status, _) = served_until_refused(1, 1, Instant::now(), write_call).await;
     assert!(served >= 1, "writes have their own bucket, full: {status:?}");
     assert_eq!(status.code(), Code::ResourceExhausted, "write rate 1/s, burst 1");
     assert_eq!(http1().get(format!("{}/healthz", server.base)).send().await.unwrap().status(), 200);
