@@ -18,6 +18,37 @@ use sql::*;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
+/// Applies the missing migrations. sqlx takes no lock on SQLite, so openers of one
+/// fresh file (processes starting together) can both try the same migration: the
+/// later one fails on what the earlier one created. A failure after which more
+/// migrations are recorded than before was such a race, and the next attempt
+/// skips what the other opener applied; a failure without progress is returned.
+async fn migrate(pool: &SqlitePool) -> anyhow::Result<()> {
+    let mut recorded = recorded_migrations(pool).await?;
+    loop {
+        let Err(error) = MIGRATOR.run(pool).await else { return Ok(()) };
+        let now = recorded_migrations(pool).await?;
+        if now <= recorded {
+            return Err(error.into());
+        }
+        tracing::info!(recorded = now, error = %error, "another opener applied a migration first; retrying");
+        recorded = now;
+    }
+}
+
+/// Migrations recorded as applied; none before the migrator's table exists.
+async fn recorded_migrations(pool: &SqlitePool) -> anyhow::Result<i64> {
+    let exists: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations')",
+    )
+    .fetch_one(pool)
+    .await?;
+    if !exists {
+        return Ok(0);
+    }
+    Ok(sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations").fetch_one(pool).await?)
+}
+
 pub struct SqliteStore {
     writer: SqlitePool,
     readers: SqlitePool,
@@ -40,7 +71,7 @@ impl SqliteStore {
             .acquire_timeout(Duration::from_secs(5))
             .connect_with(options.clone())
             .await?;
-        MIGRATOR.run(&writer).await?;
+        migrate(&writer).await?;
         let readers = SqlitePoolOptions::new()
             .max_connections(4)
             .acquire_timeout(Duration::from_secs(5))

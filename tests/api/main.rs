@@ -14,6 +14,7 @@ mod openapi;
 mod operations;
 mod parsers;
 mod postgres;
+mod promises;
 mod protocols;
 mod query;
 mod security;

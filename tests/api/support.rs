@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod grpc_web;
+pub mod held;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

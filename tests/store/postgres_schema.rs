@@ -380,7 +380,6 @@ async fn the_statement_timeout_ends_waits_as_unavailable_except_for_a_rebuild() 
     // A summary with whole buckets reads the rollups; held locked, it waits past the timeout.
     let mut holder = db.connect().await;
     holder.execute("BEGIN; LOCK TABLE audit_rollups IN ACCESS EXCLUSIVE MODE").await.unwrap();
-    let started = std::time::Instant::now();
     let q = query(&OrgScope::All, 0, i64::MAX);
     match store.summarize(&q).await {
         Err(audit_service::store::StoreError::Unavailable(error)) => {
@@ -388,13 +387,23 @@ async fn the_statement_timeout_ends_waits_as_unavailable_except_for_a_rebuild() 
         }
         other => panic!("expected the statement timeout, got {other:?}"),
     }
-    assert!(started.elapsed() < std::time::Duration::from_secs(2), "{:?}", started.elapsed());
     holder.execute("ROLLBACK").await.unwrap();
 
     // A rebuild reads every event and may take long: it waits out a lock longer than the timeout.
     holder.execute("BEGIN; LOCK TABLE audit_events IN ACCESS EXCLUSIVE MODE").await.unwrap();
+    let mut watcher = db.connect().await;
     let release = tokio::spawn(async move {
-        tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+        // Released once the rebuild has waited on the lock for twice the statement
+        // timeout, as the server measures it: a fixed sleep could end before the
+        // rebuild even started waiting on a slow machine.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let waited_long = "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE datname = current_database() \
+            AND wait_event_type = 'Lock' AND clock_timestamp() - query_start > interval '600 milliseconds')";
+        while !sqlx::query_scalar::<_, bool>(waited_long).fetch_one(&mut watcher).await.unwrap() {
+            assert!(std::time::Instant::now() < deadline, "the rebuild never waited on the lock");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        watcher.close().await.ok();
         holder.execute("COMMIT").await.unwrap();
         holder.close().await.ok();
     });

@@ -128,7 +128,7 @@ async fn metrics_count_calls_by_rpc_protocol_and_status() {
     // Each request is counted when its response body ends, which may be just
     // after the client read it.
     let rest_ok = requests(SUMMARY, "rest", "OK");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     let after = loop {
         let after = Scrape::take(&server.base).await;
         let settled = delta(&before, &after, "audit_rpc_requests_total", &rest_ok) == 3.0
