@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+// A path of its own, so tests/api_env can load this file by #[path] as well.
+#[path = "support/grpc_web.rs"]
 pub mod grpc_web;
 
 use std::net::SocketAddr;
