@@ -28,9 +28,16 @@ pub fn under_ci() -> bool {
 /// A test that runs `body` unless `missing` says why it cannot; then it is ignored,
 /// or failed under CI. A panicking body fails the test.
 pub fn trial(name: impl Into<String>, missing: Missing, body: impl FnOnce() + Send + 'static) -> Trial {
+    let name = name.into();
+    let thread_name = name.clone();
     Trial::ignorable_test(name, move || match missing {
         None => {
-            body();
+            // On a thread named after the test, as libtest does: output is not captured
+            // here, so panics and notes (seeds) must say which test they come from.
+            let ran = std::thread::Builder::new().name(thread_name).spawn(body).expect("test thread").join();
+            if let Err(panic) = ran {
+                std::panic::resume_unwind(panic);
+            }
             Ok(Completion::Completed)
         }
         Some(reason) if under_ci() => {
@@ -40,7 +47,7 @@ pub fn trial(name: impl Into<String>, missing: Missing, body: impl FnOnce() + Se
     })
 }
 
-/// The first reason among several, so a test needing many things names what is missing.
+/// Every reason among several, so a test needing many things names all that is missing.
 pub fn first(needs: impl IntoIterator<Item = Missing>) -> Missing {
     let absent: Vec<String> = needs.into_iter().flatten().collect();
     (!absent.is_empty()).then(|| absent.join(", "))
