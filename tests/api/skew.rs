@@ -3,7 +3,7 @@
 //! PostgreSQL too: tests/api_env). Offsets are whole half-hours from a 1-hour
 //! bound, so a slow machine cannot move an event across it.
 
-pub mod refusal;
+mod refusal;
 
 use std::time::Duration;
 

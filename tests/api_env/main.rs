@@ -16,10 +16,10 @@ mod clients;
 mod postgres;
 mod skew;
 
-use trials::{async_trial, first, program, python_module};
+use trials::{all_of, async_trial, program, python_module};
 
 fn main() {
-    let python = first([program("python3", "install Python 3"), python_module("httpx")]);
+    let python = all_of([program("python3", "install Python 3"), python_module("httpx")]);
     trials::run(vec![
         async_trial!(pg::missing(), block_on, postgres::grpc_batches_and_rest_summaries_on_postgres),
         async_trial!(

@@ -48,7 +48,7 @@ pub fn trial(name: impl Into<String>, missing: Missing, body: impl FnOnce() + Se
 }
 
 /// Every reason among several, so a test needing many things names all that is missing.
-pub fn first(needs: impl IntoIterator<Item = Missing>) -> Missing {
+pub fn all_of(needs: impl IntoIterator<Item = Missing>) -> Missing {
     let absent: Vec<String> = needs.into_iter().flatten().collect();
     (!absent.is_empty()).then(|| absent.join(", "))
 }

@@ -9,20 +9,20 @@ mod trials;
 use std::path::Path;
 use std::process::Command;
 
-use trials::{file, first, program, trial};
+use trials::{all_of, file, program, trial};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
 fn main() {
     let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    let browser = first([
+    let browser = all_of([
         (!Path::new(&chromium).exists()).then(|| format!("no Chromium at {chromium} (apt-get install chromium)")),
         program("node", "install Node.js"),
         program("npm", "install Node.js"),
         file("web/node_modules/playwright-core", "cd web && npm ci"),
     ]);
     let validators = "pip install -r deploy/requirements-check.txt";
-    let deploy = first([
+    let deploy = all_of([
         program("kubernetes-validate", validators),
         program("hadolint", validators),
         program("shellcheck", validators),
