@@ -1,11 +1,11 @@
 //! End-to-end tests of the service over real sockets: the real server on port 0,
-//! real SQLite files, and real clients for each of the three protocols.
+//! real SQLite files, and real clients for each of the three protocols. The tests
+//! that need PostgreSQL or other runtimes are in tests/api_env.
 
 mod support;
 
 mod auth;
 mod batch;
-mod clients;
 mod cors;
 mod durability;
 mod json_body;
@@ -13,7 +13,6 @@ mod limits;
 mod openapi;
 mod operations;
 mod parsers;
-mod postgres;
 mod promises;
 mod protocols;
 mod query;

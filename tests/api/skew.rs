@@ -1,91 +1,14 @@
 //! The future bound of BatchCreateEvents: an event dated more than the allowed skew
-//! after the server's clock refuses its batch whole, over REST and gRPC, on both
-//! stores. Offsets are whole half-hours from a 1-hour bound, so a slow machine
-//! cannot move an event across it.
+//! after the server's clock refuses its batch whole, over REST and gRPC (on
+//! PostgreSQL too: tests/api_env). Offsets are whole half-hours from a 1-hour
+//! bound, so a slow machine cannot move an event across it.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+mod refusal;
 
-use audit_service::proto::audit as pb;
-use sqlx::Connection;
-use tonic_types::StatusExt;
+use std::time::Duration;
 
-use crate::postgres::pg;
-use crate::support::{TestServer, authed, buckets, event, http1, reader, rest_summary, stored_events, writer};
-
-const HOUR: i64 = 3600;
-
-/// The server's clock plus `offset_secs`, as RFC 3339.
-fn at(offset_secs: i64) -> String {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64;
-    audit_service::rfc3339::format(&pbjson_types::Timestamp { seconds: now + offset_secs, nanos: 0 })
-}
-
-fn login_in(id: &str, offset_secs: i64) -> pb::AuditEvent {
-    event(id, "org_a", "session.login", "success", &at(offset_secs))
-}
-
-async fn grpc_create(server: &TestServer, events: Vec<pb::AuditEvent>) -> Result<i32, tonic::Status> {
-    let request = authed(pb::BatchCreateEventsRequest { events }, &writer());
-    Ok(server.grpc().await.batch_create_events(request).await?.into_inner().created_count)
-}
-
-/// The REST answer's status and its JSON body.
-async fn rest_create(server: &TestServer, events: &[pb::AuditEvent]) -> (u16, serde_json::Value) {
-    let events: Vec<_> = events
-        .iter()
-        .map(|e| {
-            serde_json::json!({
-                "id": e.id,
-                "timestamp": audit_service::rfc3339::format(e.timestamp.as_ref().unwrap()),
-                "organization_id": e.organization_id,
-                "action": e.action,
-                "result": e.result,
-            })
-        })
-        .collect();
-    let response = http1()
-        .post(format!("{}/v1/audit/events:batchCreate", server.base))
-        .bearer_auth(writer())
-        .json(&serde_json::json!({ "events": events }))
-        .send()
-        .await
-        .expect("request sent");
-    (response.status().as_u16(), response.json().await.expect("JSON body"))
-}
-
-/// The platform-wide summary of the day either side of now, which holds every
-/// event these tests send.
-async fn around_now(server: &TestServer) -> Vec<(String, i64, i64)> {
-    let query = format!("start_time={}&end_time={}", at(-24 * HOUR), at(24 * HOUR));
-    let response = rest_summary(&http1(), &server.base, &query, &reader()).await;
-    assert_eq!(response.status(), 200);
-    buckets(&response.json().await.unwrap())
-}
-
-/// Sends `events` over gRPC and over REST, expecting each refused and naming
-/// exactly `field`; the summary must not move.
-async fn assert_refused(server: &TestServer, events: Vec<pb::AuditEvent>, field: &str) {
-    let before = around_now(server).await;
-    let status = grpc_create(server, events.clone()).await.expect_err("gRPC refuses");
-    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
-    let violations = status.get_details_bad_request().expect("BadRequest details").field_violations;
-    let fields: Vec<_> = violations.iter().map(|v| v.field.as_str()).collect();
-    assert_eq!(fields, [field], "{status:?}");
-    assert!(violations[0].description.contains("after the server's clock"), "{violations:?}");
-    assert!(status.message().contains("nothing stored"), "{status:?}");
-
-    let (code, json) = rest_create(server, &events).await;
-    assert_eq!(code, 400, "{json}");
-    assert_eq!(json["error"]["status"], "INVALID_ARGUMENT", "{json}");
-    let rest_fields: Vec<_> = json["error"]["details"][0]["fieldViolations"]
-        .as_array()
-        .expect("fieldViolations")
-        .iter()
-        .map(|v| v["field"].as_str().unwrap().to_owned())
-        .collect();
-    assert_eq!(rest_fields, [field], "{json}");
-    assert_eq!(around_now(server).await, before, "nothing stored");
-}
+use crate::support::{TestServer, stored_events};
+use refusal::{HOUR, around_now, assert_refused, grpc_create, login_in, rest_create};
 
 #[tokio::test]
 async fn an_event_two_hours_ahead_is_refused_over_rest_and_grpc() {
@@ -132,21 +55,4 @@ async fn the_bound_is_the_configured_skew() {
     assert_eq!(grpc_create(&lenient, vec![login_in("l-1", 2 * HOUR)]).await.unwrap(), 1);
     assert_refused(&lenient, vec![login_in("l-2", 4 * HOUR)], "events[0].timestamp").await;
     lenient.stop().await;
-}
-
-#[tokio::test]
-async fn events_too_far_ahead_are_refused_on_postgres_too() {
-    let Some(db) = pg::PgDatabase::create().await else { return };
-    let url = db.url.clone();
-    let server = TestServer::start_with(|c| c.database_url = url).await;
-    assert_refused(&server, vec![login_in("pg-0", HOUR / 2), login_in("pg-1", 2 * HOUR)], "events[1].timestamp").await;
-    let mut conn = db.connect().await;
-    let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_events").fetch_one(&mut conn).await.unwrap();
-    assert_eq!(stored, 0);
-    assert_eq!(grpc_create(&server, vec![login_in("pg-2", HOUR / 2)]).await.unwrap(), 1);
-    let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_events").fetch_one(&mut conn).await.unwrap();
-    assert_eq!(stored, 1);
-    conn.close().await.ok();
-    server.stop().await;
-    db.drop_now().await;
 }

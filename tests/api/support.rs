@@ -3,7 +3,10 @@
 
 #![allow(dead_code)]
 
+// Paths of their own, so tests/api_env can load this file by #[path] as well.
+#[path = "support/grpc_web.rs"]
 pub mod grpc_web;
+#[path = "support/held.rs"]
 pub mod held;
 
 use std::net::SocketAddr;

@@ -1,45 +1,64 @@
 //! Checks that live outside Rust but belong to "every test": the dashboard in a
 //! real headless Chromium, schemathesis against the OpenAPI document, and the
-//! deployment checks. Each needs tools a laptop
-//! may lack; without them it says loudly that it skipped, and under CI it fails.
+//! deployment checks. Each needs tools a laptop may lack; without them it is listed
+//! as ignored, with what is missing, and under CI it fails.
+
+#[path = "../common/trials.rs"]
+mod trials;
 
 use std::path::Path;
 use std::process::Command;
 
+use trials::{all_of, file, program, trial};
+
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
-/// `Some(reason)` when a prerequisite is missing and the check may be skipped.
-fn missing(prerequisites: &[(&str, bool)]) -> Option<String> {
-    let absent: Vec<&str> = prerequisites.iter().filter(|(_, present)| !present).map(|(name, _)| *name).collect();
-    if absent.is_empty() {
-        return None;
-    }
-    let reason = format!("missing {}", absent.join(", "));
-    assert!(std::env::var_os("CI").is_none(), "under CI every check must run, but: {reason} (see .ci/run)");
-    Some(reason)
+fn main() {
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    let browser = all_of([
+        (!Path::new(&chromium).exists()).then(|| format!("no Chromium at {chromium} (apt-get install chromium)")),
+        program("node", "install Node.js"),
+        program("npm", "install Node.js"),
+        file("web/node_modules/playwright-core", "cd web && npm ci"),
+    ]);
+    let validators = "pip install -r deploy/requirements-check.txt";
+    let deploy = all_of([
+        program("kubernetes-validate", validators),
+        program("hadolint", validators),
+        program("shellcheck", validators),
+        program("pg_isready", "install the PostgreSQL client"),
+    ]);
+    let schemathesis = program("schemathesis", "pip install schemathesis");
+    trials::run(vec![
+        trial(
+            "dashboard_matches_the_api_in_headless_chromium",
+            browser,
+            dashboard_matches_the_api_in_headless_chromium,
+        ),
+        trial(
+            "deployment_manifests_image_and_database_grants_check_out",
+            deploy,
+            deployment_manifests_image_and_database_grants_check_out,
+        ),
+        trial(
+            "rest_surface_holds_its_openapi_document_under_schemathesis",
+            schemathesis,
+            rest_surface_holds_its_openapi_document_under_schemathesis,
+        ),
+    ])
 }
 
+/// Runs a check's command with pip's script directories on PATH, where the tools
+/// it looks up by name may have been installed.
 fn run(label: &str, command: &mut Command) {
-    let status = command.status().unwrap_or_else(|e| panic!("{label} did not start: {e}"));
+    let status = command
+        .env("PATH", trials::path_with_pip_scripts())
+        .status()
+        .unwrap_or_else(|e| panic!("{label} did not start: {e}"));
     assert!(status.success(), "{label} failed ({status})");
 }
 
-fn on_path(program: &str) -> bool {
-    Command::new("sh").args(["-c", &format!("command -v {program}")]).output().is_ok_and(|o| o.status.success())
-}
-
-#[test]
 fn dashboard_matches_the_api_in_headless_chromium() {
-    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    let node_modules = Path::new(ROOT).join("web/node_modules/playwright-core");
-    if let Some(reason) = missing(&[
-        ("chromium", Path::new(&chromium).exists()),
-        ("node", on_path("node")),
-        ("web/node_modules (cd web && npm ci)", node_modules.exists()),
-    ]) {
-        eprintln!("SKIPPED: dashboard browser test ({reason})");
-        return;
-    }
     // The committed build must be exactly what the sources build to.
     run("npm run check", Command::new("npm").args(["run", "--silent", "check"]).current_dir(format!("{ROOT}/web")));
     run(
@@ -51,27 +70,11 @@ fn dashboard_matches_the_api_in_headless_chromium() {
     );
 }
 
-#[test]
 fn deployment_manifests_image_and_database_grants_check_out() {
-    if let Some(reason) = missing(&[
-        (
-            "kubernetes-validate, hadolint, shellcheck (pip install -r deploy/requirements-check.txt)",
-            on_path("kubernetes-validate") && on_path("hadolint") && on_path("shellcheck"),
-        ),
-        ("pg_isready", on_path("pg_isready")),
-    ]) {
-        eprintln!("SKIPPED: deployment checks ({reason})");
-        return;
-    }
     run("deploy/check.sh", Command::new("bash").arg("deploy/check.sh").current_dir(ROOT));
 }
 
-#[test]
 fn rest_surface_holds_its_openapi_document_under_schemathesis() {
-    if let Some(reason) = missing(&[("schemathesis (pip install schemathesis)", on_path("schemathesis"))]) {
-        eprintln!("SKIPPED: schemathesis run ({reason})");
-        return;
-    }
     run(
         "scripts/schemathesis.sh",
         Command::new("bash")

@@ -23,7 +23,9 @@ pub const ACTIONS: [&str; 6] = [
 /// A seed per run, printed so that a failure can be replayed with AUDIT_TEST_SEED.
 pub fn seed() -> u64 {
     let seed = std::env::var("AUDIT_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(rand::random);
-    eprintln!("seed: AUDIT_TEST_SEED={seed}");
+    // The harness does not capture output: the thread's name says which test this is.
+    let test = std::thread::current().name().unwrap_or("unnamed thread").to_owned();
+    eprintln!("seed: AUDIT_TEST_SEED={seed} ({test})");
     seed
 }
 

@@ -1,27 +1,24 @@
-//! The real server on PostgreSQL (a fresh database per test, when
-//! AUDIT_TEST_POSTGRES_URL is set): REST and gRPC end to end, and an outage of the
-//! database answered UNAVAILABLE / 503 quickly, then recovered from without restart.
-
-#[path = "../common/postgres.rs"]
-pub mod pg;
+//! The real server on PostgreSQL (a fresh database per test): REST and gRPC end to
+//! end, and an outage of the database answered UNAVAILABLE / 503 quickly, then
+//! recovered from without restart.
 
 use std::time::{Duration, Instant};
 
 use audit_service::proto::audit as pb;
 use sqlx::{AssertSqlSafe, Connection, Executor};
 
+use crate::pg::PgDatabase;
 use crate::support::{TestServer, authed, buckets, event, http1, reader, rest_summary, ts, writer};
-use pg::PgDatabase;
 
 const DAY: &str = "start_time=2026-03-02T00:00:00Z&end_time=2026-03-03T00:00:00Z";
 /// The acquire timeout (2 s by default) bounds every answer during an outage.
 const OUTAGE_ANSWER_WITHIN: Duration = Duration::from_secs(3);
 
-async fn start() -> Option<(TestServer, PgDatabase)> {
-    let db = PgDatabase::create().await?;
+async fn start() -> (TestServer, PgDatabase) {
+    let db = PgDatabase::create().await;
     let url = db.url.clone();
     let server = TestServer::start_with(|config| config.database_url = url).await;
-    Some((server, db))
+    (server, db)
 }
 
 async fn batch_create(
@@ -45,9 +42,8 @@ async fn readyz(server: &TestServer) -> reqwest::StatusCode {
     http1().get(format!("{}/readyz", server.base)).send().await.expect("readyz answers").status()
 }
 
-#[tokio::test]
-async fn grpc_batches_and_rest_summaries_on_postgres() {
-    let Some((server, db)) = start().await else { return };
+pub async fn grpc_batches_and_rest_summaries_on_postgres() {
+    let (server, db) = start().await;
     let events = vec![
         event("pg-1", "org_a", "session.login", "failure", "2026-03-02T10:00:00.000001Z"),
         event("pg-2", "org_a", "session.login", "success", "2026-03-02T11:00:00Z"),
@@ -97,9 +93,8 @@ async fn restore(db: &PgDatabase) {
     admin.close().await.ok();
 }
 
-#[tokio::test]
-async fn a_database_outage_answers_unavailable_and_recovers_without_restart() {
-    let Some((server, db)) = start().await else { return };
+pub async fn a_database_outage_answers_unavailable_and_recovers_without_restart() {
+    let (server, db) = start().await;
     let seeded = batch_create(&server, vec![event("o-1", "org_a", "session.login", "success", "2026-03-02T10:00:00Z")]);
     assert_eq!(seeded.await.unwrap().created_count, 1);
     assert_eq!(rest_summary(&http1(), &server.base, DAY, &reader()).await.status(), 200);
