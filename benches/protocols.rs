@@ -495,7 +495,7 @@ fn main() {
     let port = free_port();
     let mut server = spawn_server(&dir.path().join("audit.db"), port);
     let pid = server.id();
-    runtime.block_on(async {
+    let failures = runtime.block_on(async {
         wait_ready(port).await;
         let token = demo_token(port).await;
         let (start, end) = last_days(o.days);
@@ -575,7 +575,13 @@ fn main() {
         if failures > 0 {
             println!("{failures} requests failed");
         }
+        failures
     });
     let _ = server.kill();
     let _ = server.wait();
+    drop(dir);
+    // A wrong answer, or none, must not pass as a measurement.
+    if failures > 0 {
+        std::process::exit(1);
+    }
 }
