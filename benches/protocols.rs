@@ -2,13 +2,16 @@
 //! (binary, HTTP/1.1 and h2c) and REST (HTTP/1.1 keep-alive and h2c), plus the empty
 //! gRPC health check, against one server process in one run, at several
 //! concurrency levels. The server is pinned to one core and this load generator to
-//! another (`taskset`); every answer is checked (HTTP status, and `grpc-status` in
-//! headers, trailers or the gRPC-web trailer frame). Prints requests/s, p50, p99,
-//! the ratio to native gRPC and the server's peak RSS.
+//! another (`taskset`); every answer is checked: HTTP status, `grpc-status` (in
+//! headers, trailers or the gRPC-web trailer frame), and the body itself, decoded
+//! in its protocol's encoding and compared with the summary one native gRPC call
+//! returned before the run (the health check: SERVING). Prints requests/s, p50,
+//! p99, the ratio to native gRPC and the server's peak RSS.
 //!
 //! cargo bench --bench protocols -- [--seconds 3] [--concurrency 1,16,64] [--days 7]
 
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::{Buf, Bytes};
@@ -246,8 +249,40 @@ async fn connect(port: u16, wire: Wire) -> Sender {
     }
 }
 
-/// Whether the answer is a success in its protocol.
-async fn answered_ok(check: Check, response: http::Response<hyper::body::Incoming>) -> Result<(), String> {
+/// What every answer of a cell must carry.
+enum Expected {
+    Summary(pb::GetEventsSummaryResponse),
+    Serving,
+}
+
+impl Expected {
+    /// Compares a decoded body with the expectation; `json` for REST bodies.
+    fn check(&self, json: bool, body: &[u8]) -> Result<(), String> {
+        match self {
+            Expected::Summary(want) => {
+                let got: pb::GetEventsSummaryResponse = if json {
+                    serde_json::from_slice(body).map_err(|e| format!("summary JSON: {e}"))?
+                } else {
+                    pb::GetEventsSummaryResponse::decode(body).map_err(|e| format!("summary message: {e}"))?
+                };
+                if &got == want {
+                    Ok(())
+                } else {
+                    Err(format!("summary differs: {} buckets, expected {}", got.buckets.len(), want.buckets.len()))
+                }
+            }
+            Expected::Serving => {
+                let got = tonic_health::pb::HealthCheckResponse::decode(body).map_err(|e| format!("health: {e}"))?;
+                let serving = tonic_health::pb::health_check_response::ServingStatus::Serving as i32;
+                if got.status == serving { Ok(()) } else { Err(format!("health status {}", got.status)) }
+            }
+        }
+    }
+}
+
+/// The body of an answer that succeeded in its protocol: the JSON document, or the
+/// payload of the single gRPC message.
+async fn answer_body(check: Check, response: http::Response<hyper::body::Incoming>) -> Result<Bytes, String> {
     let (parts, body) = response.into_parts();
     if parts.status != 200 {
         return Err(format!("HTTP {}", parts.status));
@@ -256,27 +291,62 @@ async fn answered_ok(check: Check, response: http::Response<hyper::body::Incomin
     let trailers = collected.trailers().cloned();
     let mut data = collected.to_bytes();
     match check {
-        Check::Rest => Ok(()),
+        Check::Rest => Ok(data),
         Check::Grpc => {
             let status = parts.headers.get("grpc-status").or_else(|| trailers.as_ref()?.get("grpc-status"));
             match status.map(HeaderValue::as_bytes) {
-                Some(b"0") if data.len() >= 5 => Ok(()),
+                Some(b"0") => next_frame(&mut data).filter(|f| f.0 == 0).map(|f| f.1).ok_or("no message frame".into()),
                 other => Err(format!("grpc-status {other:?}")),
             }
         }
         Check::GrpcWeb => {
-            while data.remaining() >= 5 {
-                let flag = data.get_u8();
-                let len = data.get_u32() as usize;
-                let payload = data.split_to(len.min(data.len()));
-                if flag & 0x80 != 0 {
-                    let text = String::from_utf8_lossy(&payload).to_ascii_lowercase();
-                    return if text.contains("grpc-status:0\r\n") { Ok(()) } else { Err(text) };
+            let mut message = None;
+            while let Some((flag, payload)) = next_frame(&mut data) {
+                if flag & 0x80 == 0 {
+                    message.get_or_insert(payload);
+                    continue;
                 }
+                let text = String::from_utf8_lossy(&payload).to_ascii_lowercase();
+                if !text.contains("grpc-status:0\r\n") {
+                    return Err(text);
+                }
+                return message.ok_or("no message frame".into());
             }
             Err("no trailer frame".into())
         }
     }
+}
+
+/// One length-prefixed gRPC (or gRPC-web) frame: its flag byte and payload.
+fn next_frame(data: &mut Bytes) -> Option<(u8, Bytes)> {
+    if data.remaining() < 5 {
+        return None;
+    }
+    let flag = data.get_u8();
+    let len = data.get_u32() as usize;
+    (len <= data.len()).then(|| (flag, data.split_to(len)))
+}
+
+/// Whether the answer is a success in its protocol and carries the expected body.
+async fn answered_ok(
+    check: Check,
+    expected: &Expected,
+    response: http::Response<hyper::body::Incoming>,
+) -> Result<(), String> {
+    let body = answer_body(check, response).await?;
+    expected.check(check == Check::Rest, &body)
+}
+
+/// The summary every protocol must return, from one native gRPC call before the run.
+async fn expected_summary(port: u16, template: &Template) -> pb::GetEventsSummaryResponse {
+    let Sender::H2(mut send) = connect(port, Wire::Http2).await else { unreachable!("asked for HTTP/2") };
+    send.ready().await.expect("connection ready");
+    let response = send.send_request(template.build(&format!("127.0.0.1:{port}"))).await.expect("an answer");
+    let body = answer_body(Check::Grpc, response).await.expect("a successful summary");
+    let summary = pb::GetEventsSummaryResponse::decode(body).expect("a summary message");
+    // An empty answer would make every comparison vacuous.
+    assert!(summary.buckets.iter().any(|b| b.count > 0), "the demo data gave an empty summary");
+    summary
 }
 
 struct Measured {
@@ -287,7 +357,14 @@ struct Measured {
     first_error: Option<String>,
 }
 
-async fn run(protocol: Protocol, port: u16, concurrency: usize, seconds: f64, template: Template) -> Measured {
+async fn run(
+    protocol: Protocol,
+    port: u16,
+    concurrency: usize,
+    seconds: f64,
+    template: Template,
+    expected: Arc<Expected>,
+) -> Measured {
     let authority = format!("127.0.0.1:{port}");
     let connections = match protocol.wire {
         Wire::Http1 => concurrency,
@@ -314,6 +391,7 @@ async fn run(protocol: Protocol, port: u16, concurrency: usize, seconds: f64, te
         let template = template.clone();
         let authority = authority.clone();
         let check = protocol.check;
+        let expected = expected.clone();
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::with_capacity(4096);
             let (mut errors, mut first_error) = (0, None);
@@ -334,7 +412,7 @@ async fn run(protocol: Protocol, port: u16, concurrency: usize, seconds: f64, te
                     },
                 };
                 let outcome = match response {
-                    Ok(response) => answered_ok(check, response).await,
+                    Ok(response) => answered_ok(check, &expected, response).await,
                     Err(error) => Err(error.to_string()),
                 };
                 if sent < started {
@@ -417,10 +495,14 @@ fn main() {
     let port = free_port();
     let mut server = spawn_server(&dir.path().join("audit.db"), port);
     let pid = server.id();
-    runtime.block_on(async {
+    let failures = runtime.block_on(async {
         wait_ready(port).await;
         let token = demo_token(port).await;
         let (start, end) = last_days(o.days);
+        let summary = expected_summary(port, &template(PROTOCOLS[0], &token, (&start, &end))).await;
+        let (buckets, events) = (summary.buckets.len(), summary.buckets.iter().map(|b| b.count).sum::<i64>());
+        let summary = Arc::new(Expected::Summary(summary));
+        let serving = Arc::new(Expected::Serving);
         println!(
             "# protocol benchmark: {} s per cell, server pinned to core {SERVER_CORE}, load generator to core {CLIENT_CORE} \
              (machine: {} cores)",
@@ -428,6 +510,10 @@ fn main() {
             std::env::var("AUDIT_BENCH_CORES").unwrap_or_default(),
         );
         println!("# summary: org_acme, {start} .. {end} (demo data, warm); health: grpc.health.v1.Health/Check");
+        println!(
+            "# every answer's body decoded and compared: summary = the {buckets} buckets ({events} events) one \
+             native gRPC call returned before the run; health = SERVING"
+        );
         println!(
             "{:<14} {:>5} {:>10} {:>9} {:>9} {:>8} {:>7}",
             "protocol", "conc", "req/s", "p50 ms", "p99 ms", "vs grpc", "errors"
@@ -438,8 +524,9 @@ fn main() {
             let mut grpc_rps = None;
             let mut rates = Vec::new();
             for protocol in PROTOCOLS {
-                let measured =
-                    run(protocol, port, concurrency, o.seconds, template(protocol, &token, (&start, &end))).await;
+                let expected = if protocol.name == "health grpc" { &serving } else { &summary };
+                let request = template(protocol, &token, (&start, &end));
+                let measured = run(protocol, port, concurrency, o.seconds, request, expected.clone()).await;
                 let base = *grpc_rps.get_or_insert(measured.requests_per_sec);
                 let ratio = measured.requests_per_sec / base;
                 println!(
@@ -488,7 +575,13 @@ fn main() {
         if failures > 0 {
             println!("{failures} requests failed");
         }
+        failures
     });
     let _ = server.kill();
     let _ = server.wait();
+    drop(dir);
+    // A wrong answer, or none, must not pass as a measurement.
+    if failures > 0 {
+        std::process::exit(1);
+    }
 }

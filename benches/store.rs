@@ -1,5 +1,7 @@
-//! Store benchmark: ingest paths and summary latency at N and 10·N events, every
-//! figure measured in the same run and printed with its ratio to a baseline.
+//! Store benchmark: ingest paths and summary latency at N and 10·N events over the
+//! same 30 days, every figure measured in the same run and printed with its ratio
+//! to a baseline. Every summary is checked against the generator's own recount of
+//! the events it made (a mismatch panics).
 //!
 //! cargo bench --bench store -- [--db sqlite|postgres] [--events N] [--queries Q]
 //! PostgreSQL: AUDIT_BENCH_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/postgres
@@ -7,6 +9,8 @@
 
 #[path = "store/data.rs"]
 mod data;
+#[path = "store/recount.rs"]
+mod recount;
 #[path = "store/target.rs"]
 mod target;
 
@@ -16,6 +20,7 @@ use audit_service::domain::{ActionCount, EventBatch, OrgId, OrgScope, SummaryQue
 use audit_service::proto::audit as pb;
 
 use data::Generator;
+use recount::Recount;
 use target::Target;
 
 struct Options {
@@ -48,11 +53,13 @@ async fn main() -> anyhow::Result<()> {
     let mut rows: Vec<[String; 4]> = Vec::new();
 
     // Ingest, on a sample in fresh databases: the service's batched path against its
-    // own one-event-per-call path, the database's bulk path, and no aggregates.
+    // own one-event-per-call path, the database's bulk path, and no aggregates. The
+    // one-per-call run takes the first events of the very stream the batched run
+    // sends (same seed, same density over time), as many as finish in reasonable time.
     let sample = o.ingest_sample.min(o.events);
-    let batched = ingest(&o.db, true, sample, 1000).await?;
-    let single = ingest(&o.db, true, sample.min(3000), 1).await?;
-    let unaggregated = ingest(&o.db, false, sample, 1000).await?;
+    let batched = ingest(&o.db, true, sample, sample, 1000).await?;
+    let single = ingest(&o.db, true, sample, sample.min(3000), 1).await?;
+    let unaggregated = ingest(&o.db, false, sample, sample, 1000).await?;
     let bulk = {
         let target = Target::create(&o.db, true).await?;
         let mut generator = Generator::new(1, sample, "bulk");
@@ -68,24 +75,29 @@ async fn main() -> anyhow::Result<()> {
         rate
     };
     rows.push(row("ingest, 1000 events per call (events/s)", batched, None));
-    rows.push(row("ingest, 1 event per call (events/s)", single, Some(batched / single)));
+    rows.push(row(
+        &format!("ingest, 1 event per call, first {} of the same stream (events/s)", sample.min(3000)),
+        single,
+        Some(batched / single),
+    ));
     rows.push(row(&format!("ingest, database bulk path: {} (events/s)", bulk_name(&o.db)), bulk, Some(batched / bulk)));
     rows.push(row("ingest without aggregates, 1000 per call (events/s)", unaggregated, Some(batched / unaggregated)));
 
-    // Summaries at N, then at 10·N in the same database (ten times denser data).
+    // Summaries at N, then at 10·N in the same database: a second stream of 9·N events
+    // over the same 30 days makes the data ten times denser everywhere.
     let target = Target::create(&o.db, true).await?;
-    let mut loaded = 0;
+    let mut recount = Recount::default();
     let mut flat = Vec::new();
-    for (step, total) in [o.events, o.events * 10].into_iter().enumerate() {
+    let mut checked = 0;
+    for (step, count) in [o.events, o.events * 9].into_iter().enumerate() {
         let load_started = Instant::now();
-        load(&target, step as u64, total - loaded, total).await?;
-        loaded = total;
+        load(&target, step as u64, count, &mut recount).await?;
+        recount.seal();
+        let total = recount.len() as u64;
         eprintln!("loaded {total} events in {:.1?}", load_started.elapsed());
-        for (label, scope) in [
-            ("one organization", OrgScope::One(OrgId::parse(&data::org_name(0)).unwrap())),
-            ("platform-wide", OrgScope::All),
-        ] {
-            let (fast, naive) = summaries(&target, &scope, o.queries, step == 1).await?;
+        for (label, org) in [("one organization", Some(0)), ("platform-wide", None)] {
+            let (fast, naive, n) = summaries(&target, &recount, org, o.queries, step == 1).await?;
+            checked += n;
             let (p50, p99) = (percentile(&fast, 50), percentile(&fast, 99));
             let (n50, n99) = (percentile(&naive, 50), percentile(&naive, 99));
             rows.push(row_ms(&format!("summary {label}, {total} events: rollups p50 / p99 (ms)"), p50, p99, None));
@@ -104,6 +116,7 @@ async fn main() -> anyhow::Result<()> {
     }
     target.drop().await?;
 
+    println!("# checked: all {checked} summaries (rollups and naive) equal the generator's recount, at N and at 10·N");
     println!("\n| measure | value | ratio |\n|---|---:|---:|");
     for [name, value, extra, ratio] in rows {
         println!("| {name} | {value}{extra} | {ratio} |");
@@ -111,9 +124,10 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn ingest(db: &str, aggregates: bool, events: u64, per_call: usize) -> anyhow::Result<f64> {
+/// Ingests the first `events` of a stream of `stream_len` spread over the 30 days.
+async fn ingest(db: &str, aggregates: bool, stream_len: u64, events: u64, per_call: usize) -> anyhow::Result<f64> {
     let target = Target::create(db, aggregates).await?;
-    let mut generator = Generator::new(1, events, "ingest");
+    let mut generator = Generator::new(1, stream_len, "ingest");
     let batches: Vec<EventBatch> = (0..events.div_ceil(per_call as u64))
         .map(|_| EventBatch::try_from(pb::BatchCreateEventsRequest { events: generator.batch(per_call) }))
         .collect::<Result<_, _>>()?;
@@ -126,13 +140,15 @@ async fn ingest(db: &str, aggregates: bool, events: u64, per_call: usize) -> any
     Ok(rate)
 }
 
-/// Adds `count` events of a stream of `stream_len` through the batched service path.
-async fn load(target: &Target, seed: u64, count: u64, stream_len: u64) -> anyhow::Result<()> {
-    let mut generator = Generator::new(seed + 10, stream_len, &format!("load{seed}"));
+/// Adds a stream of `count` events spread over the 30 days through the batched
+/// service path, writing each down in `recount`.
+async fn load(target: &Target, seed: u64, count: u64, recount: &mut Recount) -> anyhow::Result<()> {
+    let mut generator = Generator::new(seed + 10, count, &format!("load{seed}"));
     let mut left = count;
     while left > 0 {
         let n = left.min(1000) as usize;
-        let batch = EventBatch::try_from(pb::BatchCreateEventsRequest { events: generator.batch(n) })?;
+        let events = generator.batch_counted(n, recount);
+        let batch = EventBatch::try_from(pb::BatchCreateEventsRequest { events })?;
         target.service.append(&target.principal, batch).await?;
         left -= n as u64;
     }
@@ -140,13 +156,20 @@ async fn load(target: &Target, seed: u64, count: u64, stream_len: u64) -> anyhow
 }
 
 /// Latencies (ms) of the store's summary and of the naive query over random
-/// one-week ranges at microsecond offsets, checking every pair agrees.
+/// one-week ranges at microsecond offsets; every answer of either is checked
+/// against the recount. Also returns how many answers were checked.
 async fn summaries(
     target: &Target,
-    scope: &OrgScope,
+    recount: &Recount,
+    org: Option<usize>,
     queries: usize,
     fewer_naive: bool,
-) -> anyhow::Result<(Vec<f64>, Vec<f64>)> {
+) -> anyhow::Result<(Vec<f64>, Vec<f64>, usize)> {
+    let scope = match org {
+        Some(index) => OrgScope::One(OrgId::parse(&data::org_name(index)).expect("a valid organization id")),
+        None => OrgScope::All,
+    };
+    let mut checked = 0;
     let mut rng = data::Rng::new(42);
     let (mut fast, mut naive) = (Vec::new(), Vec::new());
     let week_ns: i128 = 7 * 86_400 * 1_000_000_000;
@@ -155,19 +178,24 @@ async fn summaries(
         let start = i128::from(data::EPOCH_S) * 1_000_000_000 + offset_us * 1000;
         let range = TimeRange::new(start, start + week_ns).expect("non-empty");
         let query = SummaryQuery { range, scope: scope.clone() };
+        let expected = recount.summary(start as i64, (start + week_ns) as i64, org);
         let started = Instant::now();
         let mut got = target.store.summarize(&query).await?;
         fast.push(ms(started.elapsed()));
+        sort(&mut got);
+        assert_eq!(got, expected, "rollup summary differs from the recount for {query:?}");
+        checked += 1;
+        // At 10·N the naive query is slow; timing a quarter of the queries is enough.
         if !fewer_naive || q % 4 == 0 {
             let started = Instant::now();
-            let mut expected = target.store.summarize_raw(&query).await?;
+            let mut naive_got = target.store.summarize_raw(&query).await?;
             naive.push(ms(started.elapsed()));
-            sort(&mut got);
-            sort(&mut expected);
-            assert_eq!(got, expected, "rollup summary differs from the naive count for {query:?}");
+            sort(&mut naive_got);
+            assert_eq!(naive_got, expected, "naive summary differs from the recount for {query:?}");
+            checked += 1;
         }
     }
-    Ok((fast, naive))
+    Ok((fast, naive, checked))
 }
 
 fn sort(counts: &mut [ActionCount]) {

@@ -3,12 +3,14 @@
 
 use audit_service::proto::audit as pb;
 
+use crate::recount::{Fact, Recount};
+
 pub const DAYS: i64 = 30;
 /// 2026-01-01T00:00:00Z: the data starts here, far from bucket-edge luck.
 pub const EPOCH_S: i64 = 1_767_225_600;
 pub const ORGS: usize = 1000;
 
-const ACTIONS: [&str; 40] = [
+pub const ACTIONS: [&str; 40] = [
     "session.login",
     "session.logout",
     "session.refreshed",
@@ -120,21 +122,34 @@ impl Generator {
     }
 
     pub fn batch(&mut self, size: usize) -> Vec<pb::AuditEvent> {
-        (0..size).map(|_| self.event()).collect()
+        (0..size).map(|_| self.event().0).collect()
     }
 
-    fn event(&mut self) -> pb::AuditEvent {
+    /// A batch whose events are also written down in `recount`, to check summaries against.
+    pub fn batch_counted(&mut self, size: usize, recount: &mut Recount) -> Vec<pb::AuditEvent> {
+        (0..size)
+            .map(|_| {
+                let (event, fact) = self.event();
+                recount.record(fact);
+                event
+            })
+            .collect()
+    }
+
+    fn event(&mut self) -> (pb::AuditEvent, Fact) {
         let span_ns = (DAYS * 86_400 * 1_000_000_000) as u128;
         // Even spacing plus jitter keeps time order while landing at any nanosecond.
         let base = (u128::from(self.next) * span_ns / u128::from(self.stream_len)) as i64;
         let jitter = self.rng.below(1_000_000) as i64;
         let at_ns = EPOCH_S * 1_000_000_000 + base + jitter;
         let org = pick(&self.orgs, self.rng.unit());
-        let action = ACTIONS[pick(&self.actions, self.rng.unit())];
+        let action_index = pick(&self.actions, self.rng.unit());
+        let action = ACTIONS[action_index];
         let failed = self.rng.unit() < 0.05;
         let id = format!("{}-{}", self.id_prefix, self.next);
         self.next += 1;
-        pb::AuditEvent {
+        let fact = Fact { at_ns, org: org as u16, action: action_index as u8, failed };
+        let event = pb::AuditEvent {
             id,
             timestamp: Some(pbjson_types::Timestamp {
                 seconds: at_ns.div_euclid(1_000_000_000),
@@ -151,6 +166,7 @@ impl Generator {
             ip: format!("198.51.100.{}", self.rng.below(254) + 1),
             user_agent: "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36".into(),
             details: None,
-        }
+        };
+        (event, fact)
     }
 }
