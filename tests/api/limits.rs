@@ -13,20 +13,12 @@ use tonic_types::StatusExt;
 
 use crate::support::grpc_web::{self, Mode};
 use crate::support::held::HeldRequest;
-use crate::support::{SECRET, TestServer, authed, event, http1, http2, reader, rest_summary, ts, writer};
+use crate::support::{
+    PATIENCE, SECRET, TestServer, WEEK, authed, event, http1, http2, oversized_batch, reader, rest_summary, ts, week,
+    writer,
+};
 
-const WEEK: &str = "start_time=2026-03-02T00:00:00Z&end_time=2026-03-09T00:00:00Z";
 const BATCH_PATH: &str = "/v1/audit/events:batchCreate";
-/// How long an answer may take on a loaded machine; only a hang exceeds it.
-const PATIENCE: Duration = Duration::from_secs(60);
-
-fn week() -> pb::GetEventsSummaryRequest {
-    pb::GetEventsSummaryRequest {
-        start_time: Some(ts("2026-03-02T00:00:00Z")),
-        end_time: Some(ts("2026-03-09T00:00:00Z")),
-        organization_id: String::new(),
-    }
-}
 
 fn small_batch(id: &str) -> pb::BatchCreateEventsRequest {
     pb::BatchCreateEventsRequest {
@@ -77,14 +69,7 @@ async fn unlock_database(mut conn: sqlx::SqliteConnection) {
 #[tokio::test]
 async fn messages_and_bodies_over_the_size_limit_are_resource_exhausted_on_every_protocol() {
     let server = TestServer::start_with(|c| c.max_request_bytes = 4096).await;
-    let big = pb::BatchCreateEventsRequest {
-        events: (0..10)
-            .map(|i| pb::AuditEvent {
-                user_agent: "x".repeat(1000),
-                ..event(&format!("big{i}"), "org_a", "session.login", "success", "2026-03-02T10:00:00Z")
-            })
-            .collect(),
-    };
+    let big = oversized_batch();
 
     let status = server.grpc().await.batch_create_events(authed(big.clone(), &writer())).await.unwrap_err();
     assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");

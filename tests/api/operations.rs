@@ -4,7 +4,6 @@
 
 use std::time::Duration;
 
-use audit_service::proto::audit as pb;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, timeout};
 use tonic::Code;
@@ -15,19 +14,7 @@ use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
 use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
 use tonic_reflection::pb::v1::{ServerReflectionRequest, ServerReflectionResponse};
 
-use crate::support::{TestServer, authed, http1, http2, reader, rest_summary, ts};
-
-const WEEK: &str = "start_time=2026-03-02T00:00:00Z&end_time=2026-03-09T00:00:00Z";
-/// Far longer than anything here takes on a loaded machine; only a hang reaches it.
-const PATIENCE: Duration = Duration::from_secs(60);
-
-fn week() -> pb::GetEventsSummaryRequest {
-    pb::GetEventsSummaryRequest {
-        start_time: Some(ts("2026-03-02T00:00:00Z")),
-        end_time: Some(ts("2026-03-09T00:00:00Z")),
-        organization_id: String::new(),
-    }
-}
+use crate::support::{PATIENCE, TestServer, WEEK, authed, http1, http2, reader, rest_summary, week};
 
 async fn get(client: &reqwest::Client, url: String) -> reqwest::Response {
     client.get(url).send().await.expect("request answered")

@@ -24,12 +24,11 @@ use tonic_reflection::pb::v1::{ServerReflectionRequest, ServerReflectionResponse
 use tonic_types::StatusExt;
 
 use crate::support::grpc_web::{self, Mode};
-use crate::support::{TestServer, authed, event, http1, http2, reader, rest_summary, ts, writer};
+use crate::support::{TestServer, WEEK, authed, event, http1, http2, reader, rest_summary, ts, writer};
 
 const ALLOWED_ORIGIN: &str = "https://dashboard.example";
 const OTHER_ORIGIN: &str = "https://evil.example";
 const SUMMARY_PATH: &str = "/avnology.audit.v1.AuditService/GetEventsSummary";
-const WEEK: &str = "start_time=2026-03-02T00:00:00Z&end_time=2026-03-09T00:00:00Z";
 
 fn week(org: &str) -> pb::GetEventsSummaryRequest {
     pb::GetEventsSummaryRequest {

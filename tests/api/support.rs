@@ -20,6 +20,32 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tonic::transport::Channel;
 
+/// The summary query of the week the fixtures fall in.
+pub const WEEK: &str = "start_time=2026-03-02T00:00:00Z&end_time=2026-03-09T00:00:00Z";
+/// Far longer than anything here takes on a loaded machine: only a hang reaches it.
+pub const PATIENCE: Duration = Duration::from_secs(60);
+
+/// The summary request of [`WEEK`], platform-wide.
+pub fn week() -> pb::GetEventsSummaryRequest {
+    pb::GetEventsSummaryRequest {
+        start_time: Some(ts("2026-03-02T00:00:00Z")),
+        end_time: Some(ts("2026-03-09T00:00:00Z")),
+        organization_id: String::new(),
+    }
+}
+
+/// Ten events with 1000-byte user agents: a batch over a 4096-byte size limit.
+pub fn oversized_batch() -> pb::BatchCreateEventsRequest {
+    pb::BatchCreateEventsRequest {
+        events: (0..10)
+            .map(|i| pb::AuditEvent {
+                user_agent: "x".repeat(1000),
+                ..event(&format!("big{i}"), "org_a", "session.login", "success", "2026-03-02T10:00:00Z")
+            })
+            .collect(),
+    }
+}
+
 pub const SECRET: &str = "test-secret-that-is-long-enough-0123456789";
 
 pub struct TestServer {

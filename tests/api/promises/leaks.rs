@@ -7,10 +7,9 @@ use base64::Engine;
 use tonic::Code;
 
 use crate::support::grpc_web::{self, Mode};
-use crate::support::{TestServer, authed, event, http1, http2, reader, token, ts, writer};
+use crate::support::{TestServer, WEEK, authed, event, http1, http2, oversized_batch, reader, token, ts, writer};
 
 const BATCH_PATH: &str = "/v1/audit/events:batchCreate";
-const WEEK: &str = "start_time=2026-03-02T00:00:00Z&end_time=2026-03-09T00:00:00Z";
 const SUMMARY: &str = "/avnology.audit.v1.AuditService/GetEventsSummary";
 
 /// What would betray the database, the file system or the code behind an answer.
@@ -137,14 +136,7 @@ async fn no_error_answer_carries_sql_paths_or_stack_traces() {
     grpc("a missing scope", &status, Code::PermissionDenied, dir);
     let status = client.get_events_summary(authed(week(), &org_b)).await.unwrap_err();
     grpc("another tenant", &status, Code::PermissionDenied, dir);
-    let large = pb::BatchCreateEventsRequest {
-        events: (0..10)
-            .map(|i| pb::AuditEvent {
-                user_agent: "x".repeat(1000),
-                ..event(&format!("big{i}"), "org_a", "session.login", "success", "2026-03-02T10:00:00Z")
-            })
-            .collect(),
-    };
+    let large = oversized_batch();
     let status = client.batch_create_events(authed(large, &writer())).await.unwrap_err();
     grpc("a message too large", &status, Code::ResourceExhausted, dir);
 
