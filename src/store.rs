@@ -2,6 +2,7 @@
 
 mod postgres;
 pub mod rollup;
+mod sql;
 mod sqlite;
 
 use std::sync::Arc;

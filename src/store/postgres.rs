@@ -16,6 +16,7 @@ use sqlx::{ConnectOptions as _, Connection as _, Postgres};
 use tokio::task::AbortHandle;
 
 use super::rollup;
+use super::sql::ANY_EVENT;
 use super::{AppendOutcome, EventStore, StoreError, StoreSettings, counts_of};
 use crate::domain::{ActionCount, EventBatch, NewEvent, OrgScope, Outcome, SummaryQuery};
 use sql::*;
@@ -248,7 +249,7 @@ impl EventStore for PostgresStore {
 
     async fn summarize(&self, query: &SummaryQuery) -> Result<Vec<ActionCount>, StoreError> {
         let (start, end) = query.range.clamped_nanos();
-        let Some(mut sql) = rollup::summary_statement::<Postgres>(&query.scope, start, end, &SUMMARY_SQL) else {
+        let Some(mut sql) = rollup::summary_statement::<Postgres>(&query.scope, start, end, &DIALECT) else {
             return Ok(Vec::new());
         };
         let mut conn = self.connection().await?;
@@ -275,13 +276,7 @@ impl EventStore for PostgresStore {
         let mut tx = conn.begin().await?;
         sqlx::query(REBUILD_NO_TIMEOUT).execute(&mut *tx).await?;
         sqlx::query(LOCK_ROLLUPS).execute(&mut *tx).await?;
-        sqlx::query(DELETE_ROLLUPS).execute(&mut *tx).await?;
-        for &width in rollup::ORG_WIDTHS {
-            sqlx::query(REBUILD_ORG_ROLLUPS).bind(width).execute(&mut *tx).await?;
-        }
-        for &width in rollup::PLATFORM_WIDTHS {
-            sqlx::query(REBUILD_PLATFORM_ROLLUPS).bind(width).execute(&mut *tx).await?;
-        }
+        DIALECT.rebuild_rollups::<Postgres>(&mut tx).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 
 use sqlx::{Database, Encode, QueryBuilder, Type};
 
+use super::sql::*;
 use crate::domain::{NewEvent, OrgScope, Outcome};
 
 const NANOS_PER_SECOND: i64 = 1_000_000_000;
@@ -106,25 +107,10 @@ fn split(start: i64, end: i64, widths: &[i64], pieces: &mut Vec<Piece>) {
     }
 }
 
-/// One dialect's SQL fragments of the summary statement.
-pub struct SummarySql {
-    pub head: &'static str,
-    pub rollup_series: &'static str,
-    pub rollup_width: &'static str,
-    pub rollup_from: &'static str,
-    pub rollup_to: &'static str,
-    pub raw_org: &'static str,
-    pub raw_org_from: &'static str,
-    pub raw_all: &'static str,
-    pub raw_to: &'static str,
-    pub raw_group: &'static str,
-    pub tail: &'static str,
-}
-
 /// The summary of `[start, end)` as one statement — a `UNION ALL` of the plan's
 /// pieces, summed per action — so every piece reads the same snapshot. `None`
 /// for an empty range.
-pub fn summary_statement<DB>(scope: &OrgScope, start: i64, end: i64, sql: &SummarySql) -> Option<QueryBuilder<DB>>
+pub fn summary_statement<DB>(scope: &OrgScope, start: i64, end: i64, dialect: &Dialect) -> Option<QueryBuilder<DB>>
 where
     DB: Database,
     DB::Arguments: Default,
@@ -139,29 +125,29 @@ where
         OrgScope::One(org) => org.as_str(),
         OrgScope::All => PLATFORM_SERIES,
     };
-    let mut statement = QueryBuilder::<DB>::new(sql.head);
+    let mut statement = QueryBuilder::<DB>::new(dialect.summary_head);
     for (i, piece) in pieces.into_iter().enumerate() {
         if i > 0 {
-            statement.push(" UNION ALL ");
+            statement.push(SUMMARY_UNION);
         }
         match (piece, scope) {
             (Piece::Buckets { width_s, from, to }, _) => {
-                statement.push(sql.rollup_series).push_bind(series.to_owned());
-                statement.push(sql.rollup_width).push_bind(width_s);
-                statement.push(sql.rollup_from).push_bind(from).push(sql.rollup_to).push_bind(to);
+                statement.push(SUMMARY_ROLLUP_SERIES).push_bind(series.to_owned());
+                statement.push(SUMMARY_ROLLUP_WIDTH).push_bind(width_s);
+                statement.push(SUMMARY_ROLLUP_FROM).push_bind(from).push(SUMMARY_ROLLUP_TO).push_bind(to);
             }
             (Piece::Raw { from, to }, OrgScope::One(org)) => {
-                statement.push(sql.raw_org).push_bind(org.as_str().to_owned());
-                statement.push(sql.raw_org_from).push_bind(from).push(sql.raw_to).push_bind(to);
-                statement.push(sql.raw_group);
+                statement.push(dialect.summary_raw_org).push_bind(org.as_str().to_owned());
+                statement.push(SUMMARY_RAW_ORG_FROM).push_bind(from).push(SUMMARY_RAW_TO).push_bind(to);
+                statement.push(SUMMARY_RAW_GROUP);
             }
             (Piece::Raw { from, to }, OrgScope::All) => {
-                statement.push(sql.raw_all).push_bind(from).push(sql.raw_to).push_bind(to);
-                statement.push(sql.raw_group);
+                statement.push(dialect.summary_raw_all).push_bind(from).push(SUMMARY_RAW_TO).push_bind(to);
+                statement.push(SUMMARY_RAW_GROUP);
             }
         }
     }
-    statement.push(sql.tail);
+    statement.push(SUMMARY_TAIL);
     Some(statement)
 }
 

@@ -12,6 +12,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 
 use super::rollup;
+use super::sql::ANY_EVENT;
 use super::{AppendOutcome, EventStore, StoreError, counts_of};
 use crate::domain::{ActionCount, EventBatch, NewEvent, OrgScope, Outcome, SummaryQuery};
 use sql::*;
@@ -154,7 +155,7 @@ impl EventStore for SqliteStore {
 
     async fn summarize(&self, query: &SummaryQuery) -> Result<Vec<ActionCount>, StoreError> {
         let (start, end) = query.range.clamped_nanos();
-        let Some(mut sql) = rollup::summary_statement::<Sqlite>(&query.scope, start, end, &SUMMARY_SQL) else {
+        let Some(mut sql) = rollup::summary_statement::<Sqlite>(&query.scope, start, end, &DIALECT) else {
             return Ok(Vec::new());
         };
         counts_of(sql.build().fetch_all(&self.readers).await?)
@@ -173,13 +174,7 @@ impl EventStore for SqliteStore {
 
     async fn rebuild_rollups(&self) -> Result<(), StoreError> {
         let mut tx = self.writer.begin().await?;
-        sqlx::query(DELETE_ROLLUPS).execute(&mut *tx).await?;
-        for &width in rollup::ORG_WIDTHS {
-            sqlx::query(REBUILD_ORG_ROLLUPS).bind(width).execute(&mut *tx).await?;
-        }
-        for &width in rollup::PLATFORM_WIDTHS {
-            sqlx::query(REBUILD_PLATFORM_ROLLUPS).bind(width).execute(&mut *tx).await?;
-        }
+        DIALECT.rebuild_rollups::<Sqlite>(&mut tx).await?;
         tx.commit().await?;
         Ok(())
     }
