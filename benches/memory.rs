@@ -3,7 +3,7 @@
 //! scenario runs on a fresh server process (the kernel's high-water mark only
 //! rises), and every answer is checked. Prints peak RSS, the growth over idle, and
 //! that growth per request as a multiple of `AUDIT_MAX_REQUEST_BYTES` — the factor
-//! the README's worst case is stated in.
+//! the worst case in docs/security.md is stated in.
 //!
 //! cargo bench --bench memory -- [--concurrency 8]
 

@@ -23,7 +23,7 @@ use opentelemetry_sdk::metrics::{InstrumentKind, ManualReader, Pipeline, SdkMete
 
 use crate::store::DynStore;
 
-/// Instrument names; the README's metric table lists their Prometheus forms.
+/// Instrument names; docs/observability.md lists their Prometheus forms.
 pub mod names {
     pub const REQUESTS: &str = "audit.rpc.requests";
     pub const ERRORS: &str = "audit.rpc.errors";

@@ -307,7 +307,7 @@ pub async fn a_least_privileged_service_role_serves_and_cannot_rewrite_history()
     let admin_url = crate::pg::admin_url();
     let role = Role { name: format!("audit_t_svc_{:08x}", rand::random::<u32>()), admin_url };
     let db = PgDatabase::create().await;
-    // The owner migrates (here: the admin role), then grants as the README says.
+    // The owner migrates (here: the admin role), then grants as docs/postgresql.md says.
     store::open(&db.url, &StoreSettings::default()).await.unwrap().close().await;
     let mut owner = db.connect().await;
     let r = &role.name;
