@@ -6,9 +6,11 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::auth::{AuthConfig, DEFAULT_JWKS_GRACE};
-use crate::config::{AuthSettings, Config, DEFAULT_MAX_REQUEST_BYTES};
-use crate::store::StoreSettings;
+mod settings;
+
+use crate::auth::{AuthConfig, DEFAULT_JWKS_GRACE, DEFAULT_JWKS_REFRESH};
+use crate::config::{AuthSettings, Config, DEFAULT_DRAIN_TIMEOUT, DEFAULT_MAX_FUTURE_SKEW, DEFAULT_MAX_REQUEST_BYTES};
+pub use settings::{DbArgs, LimitArgs};
 
 #[derive(Debug, Parser)]
 #[command(name = "audit-service", version, about = "Audit-log service: gRPC, gRPC-web and REST/JSON on one port")]
@@ -39,30 +41,6 @@ pub struct RebuildArgs {
     pub db: DbArgs,
 }
 
-/// Connection pool of the PostgreSQL store (SQLite ignores these).
-#[derive(Debug, Args)]
-pub struct DbArgs {
-    /// Most database connections open at once.
-    #[arg(long, env = "AUDIT_DB_MAX_CONNECTIONS", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..))]
-    pub db_max_connections: u32,
-    /// Milliseconds a request waits for a database connection before answering UNAVAILABLE.
-    #[arg(long, env = "AUDIT_DB_ACQUIRE_TIMEOUT_MS", default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..))]
-    pub db_acquire_timeout_ms: u64,
-    /// Longest a database statement may run, in milliseconds; 0 disables the limit.
-    #[arg(long, env = "AUDIT_DB_STATEMENT_TIMEOUT_MS", default_value_t = 5000)]
-    pub db_statement_timeout_ms: u64,
-}
-
-impl DbArgs {
-    pub fn settings(&self) -> StoreSettings {
-        StoreSettings {
-            max_connections: self.db_max_connections,
-            acquire_timeout: Duration::from_millis(self.db_acquire_timeout_ms),
-            statement_timeout: Duration::from_millis(self.db_statement_timeout_ms),
-        }
-    }
-}
-
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// Address to listen on: gRPC, gRPC-web and REST share it.
@@ -85,7 +63,7 @@ pub struct ServeArgs {
     pub jwks_url: Option<String>,
     /// Seconds between refetches of the JWKS: a file's always, a URL's when its answer has no
     /// Cache-Control max-age (otherwise max-age decides, clamped to 60..3600).
-    #[arg(long, env = "AUDIT_JWKS_REFRESH_SECS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    #[arg(long, env = "AUDIT_JWKS_REFRESH_SECS", default_value_t = DEFAULT_JWKS_REFRESH.as_secs(), value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub jwks_refresh_secs: u64,
     /// Required `iss` claim.
     #[arg(long, env = "AUDIT_JWT_ISSUER")]
@@ -101,10 +79,10 @@ pub struct ServeArgs {
     #[arg(long, env = "AUDIT_MAX_REQUEST_BYTES", default_value_t = DEFAULT_MAX_REQUEST_BYTES)]
     pub max_request_bytes: usize,
     /// Seconds an event may be dated after the server's clock; a batch holding a later one is refused.
-    #[arg(long, env = "AUDIT_MAX_FUTURE_SKEW_SECS", default_value_t = 3600)]
+    #[arg(long, env = "AUDIT_MAX_FUTURE_SKEW_SECS", default_value_t = DEFAULT_MAX_FUTURE_SKEW.as_secs())]
     pub max_future_skew_secs: u64,
     /// Seconds in-flight requests may take to finish after SIGTERM.
-    #[arg(long, env = "AUDIT_DRAIN_TIMEOUT_SECS", default_value_t = 20)]
+    #[arg(long, env = "AUDIT_DRAIN_TIMEOUT_SECS", default_value_t = DEFAULT_DRAIN_TIMEOUT.as_secs())]
     pub drain_timeout_secs: u64,
     /// Log lines as `json` or `pretty` text; level from RUST_LOG.
     #[arg(long, env = "AUDIT_LOG_FORMAT", default_value = "pretty", value_parser = ["json", "pretty"])]
@@ -115,7 +93,7 @@ pub struct ServeArgs {
     #[arg(long)]
     pub demo: bool,
     #[command(flatten)]
-    pub limits: crate::server::LimitArgs,
+    pub limits: LimitArgs,
 }
 
 impl ServeArgs {

@@ -16,6 +16,8 @@ use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 use opentelemetry::metrics::{Counter, Histogram, Meter, MeterProvider as _, ObservableGauge, UpDownCounter};
 use opentelemetry::{KeyValue, StringValue, Value};
+use opentelemetry_otlp::MetricExporter;
+use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::metrics::data::ResourceMetrics;
 use opentelemetry_sdk::metrics::reader::MetricReader;
@@ -106,12 +108,12 @@ impl RequestLabels {
 
 impl Metrics {
     /// A meter provider for one server: always readable by `/metrics`, and pushed
-    /// over OTLP when telemetry was installed with a metrics endpoint.
-    pub fn new() -> anyhow::Result<Self> {
+    /// to `exporter` when there is one (the OTLP destination telemetry was
+    /// installed with).
+    pub fn new(resource: Resource, exporter: Option<MetricExporter>) -> anyhow::Result<Self> {
         let reader = SharedReader(Arc::new(ManualReader::builder().build()));
-        let mut builder =
-            SdkMeterProvider::builder().with_resource(crate::telemetry::resource()).with_reader(reader.clone());
-        if let Some(exporter) = crate::telemetry::metric_exporter()? {
+        let mut builder = SdkMeterProvider::builder().with_resource(resource).with_reader(reader.clone());
+        if let Some(exporter) = exporter {
             builder = builder.with_periodic_exporter(exporter);
         }
         let provider = builder.build();

@@ -25,14 +25,13 @@ use tokio::net::TcpListener;
 use tonic_health::server::HealthReporter;
 
 use crate::auth::Verifier;
-use crate::config::{AuthSettings, Config};
+use crate::config::{AuthSettings, Config, Limits};
 use crate::grpc::GrpcAdapter;
 use crate::metrics::Metrics;
 use crate::proto::{FILE_DESCRIPTOR_SET, audit::audit_service_server::AuditServiceServer};
 use crate::service::AuditService;
 use crate::store::{self, DynStore};
 
-pub use limits::{LimitArgs, Limits, RateLimits};
 pub use stack::HttpService;
 pub(crate) use stack::Protocol;
 
@@ -79,7 +78,8 @@ pub async fn build(config: Config, listeners: impl Into<Listeners>) -> anyhow::R
     let cors = cors::layer(&config.cors_origins)?;
     config.limits.check()?;
     let store = store::open(&config.database_url, &config.store).await.context("opening the database")?;
-    let metrics = Metrics::new().context("setting up metrics")?;
+    let metrics = Metrics::new(crate::telemetry::resource(), crate::telemetry::metric_exporter()?)
+        .context("setting up metrics")?;
     // Store spans, ingest counters and pool gauges, whichever database it is.
     let store = crate::telemetry::instrument_store(store, &config.database_url, &metrics);
     let verifier = match &config.auth {

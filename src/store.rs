@@ -6,13 +6,13 @@ mod sql;
 mod sqlite;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
+pub use crate::config::StoreSettings;
 use crate::domain::{ActionCount, EventBatch, SummaryQuery};
 
 /// What an append did: events newly stored, and events whose id was already there.
@@ -133,29 +133,6 @@ where
         })
         .collect::<Result<_, sqlx::Error>>()
         .map_err(StoreError::from)
-}
-
-/// Connection pool settings of the PostgreSQL store. SQLite keeps its own: one
-/// writer connection and a few readers on a local file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct StoreSettings {
-    /// Most connections open at once.
-    pub max_connections: u32,
-    /// How long a request waits for a connection before answering UNAVAILABLE;
-    /// bounds how long a database outage keeps callers waiting.
-    pub acquire_timeout: Duration,
-    /// Longest a statement may run (PostgreSQL `statement_timeout`); zero disables it.
-    pub statement_timeout: Duration,
-}
-
-impl Default for StoreSettings {
-    fn default() -> Self {
-        Self {
-            max_connections: 16,
-            acquire_timeout: Duration::from_millis(2000),
-            statement_timeout: Duration::from_millis(5000),
-        }
-    }
 }
 
 /// Opens the store a database URL names, applying its migrations.

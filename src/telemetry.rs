@@ -3,7 +3,8 @@
 //! endpoint, spans exported there and each server's metrics pushed there.
 //!
 //! The subscriber is process-wide, so `install` runs once per process (main, or a
-//! test binary). The OTLP destination it records is what `Metrics::new` reads.
+//! test binary). The OTLP destination it records is where each server's `Metrics`
+//! push (`resource`, `metric_exporter`).
 
 mod request;
 mod store;
@@ -174,7 +175,7 @@ pub fn install(settings: Settings) -> anyhow::Result<TelemetryGuard> {
 }
 
 /// The resource of this process's telemetry (a default one before `install`).
-pub(crate) fn resource() -> Resource {
+pub fn resource() -> Resource {
     match EXPORT.get() {
         Some(export) => export.resource.clone(),
         None => Resource::builder().with_service_name(DEFAULT_SERVICE_NAME).build(),
@@ -183,7 +184,7 @@ pub(crate) fn resource() -> Resource {
 
 /// A fresh OTLP metric exporter when metrics export is configured. Must run in
 /// a tokio runtime: the exporter's connection lives there.
-pub(crate) fn metric_exporter() -> anyhow::Result<Option<opentelemetry_otlp::MetricExporter>> {
+pub fn metric_exporter() -> anyhow::Result<Option<opentelemetry_otlp::MetricExporter>> {
     let Some(endpoint) = EXPORT.get().and_then(|export| export.metrics_endpoint.as_deref()) else {
         return Ok(None);
     };

@@ -15,10 +15,11 @@ use tower::{Layer, Service, ServiceBuilder, ServiceExt};
 use tower_http::cors::CorsLayer;
 
 use super::authn::AuthLayer;
+use super::limits::RequestLimitLayer;
 use super::limits::message::MessageLimitLayer;
 use super::limits::rate::RateLimitLayer;
-use super::limits::{Limits, RequestLimitLayer};
 use super::probes;
+use crate::config::Limits;
 use crate::error::Error;
 use crate::metrics::Metrics;
 use crate::rest::{GrpcService, RestGateway};

@@ -276,7 +276,7 @@ impl EventStore for PostgresStore {
         let mut tx = conn.begin().await?;
         sqlx::query(REBUILD_NO_TIMEOUT).execute(&mut *tx).await?;
         sqlx::query(LOCK_ROLLUPS).execute(&mut *tx).await?;
-        DIALECT.rebuild_rollups::<Postgres>(&mut tx).await?;
+        rollup::rebuild::<Postgres>(&DIALECT, &mut tx).await?;
         tx.commit().await?;
         Ok(())
     }

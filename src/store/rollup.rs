@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 
-use sqlx::{Database, Encode, QueryBuilder, Type};
+use sqlx::{Database, Encode, Executor, IntoArguments, QueryBuilder, Type};
 
 use super::sql::*;
 use crate::domain::{NewEvent, OrgScope, Outcome};
@@ -21,6 +21,24 @@ pub const ORG_WIDTHS: &[i64] = &[3600];
 pub const PLATFORM_WIDTHS: &[i64] = &[86_400, 3600, 60];
 /// The series key of platform-wide rollups.
 pub const PLATFORM_SERIES: &str = "";
+
+/// Replaces every rollup with what the events add up to, inside the caller's
+/// transaction: one insert per series and bucket width.
+pub async fn rebuild<DB>(dialect: &Dialect, conn: &mut DB::Connection) -> Result<(), sqlx::Error>
+where
+    DB: Database,
+    DB::Arguments: IntoArguments<DB>,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'t> i64: Encode<'t, DB> + Type<DB>,
+{
+    sqlx::query::<DB>(DELETE_ROLLUPS).execute(&mut *conn).await?;
+    let org = ORG_WIDTHS.iter().map(|&width| (dialect.rebuild_org_rollups, width));
+    let platform = PLATFORM_WIDTHS.iter().map(|&width| (dialect.rebuild_platform_rollups, width));
+    for (statement, width) in org.chain(platform) {
+        sqlx::query::<DB>(statement).bind(width).execute(&mut *conn).await?;
+    }
+    Ok(())
+}
 
 /// One rollup row's identity.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -3,11 +3,7 @@
 //! dialect spells differently (`dialect_sql!`), so the text still ends up in
 //! `const`s.
 
-use sqlx::{Database, Encode, Executor, IntoArguments, Type};
-
-use super::rollup::{ORG_WIDTHS, PLATFORM_WIDTHS};
-
-const DELETE_ROLLUPS: &str = "DELETE FROM audit_rollups";
+pub const DELETE_ROLLUPS: &str = "DELETE FROM audit_rollups";
 pub const ANY_EVENT: &str = "SELECT EXISTS (SELECT 1 FROM audit_events)";
 
 // The summary statement's fragments every dialect shares; `rollup::summary_statement`
@@ -30,26 +26,6 @@ pub struct Dialect {
     pub summary_raw_all: &'static str,
     pub rebuild_org_rollups: &'static str,
     pub rebuild_platform_rollups: &'static str,
-}
-
-impl Dialect {
-    /// Replaces every rollup with what the events add up to, inside the caller's
-    /// transaction: one insert per series and bucket width.
-    pub async fn rebuild_rollups<DB>(&self, conn: &mut DB::Connection) -> Result<(), sqlx::Error>
-    where
-        DB: Database,
-        DB::Arguments: IntoArguments<DB>,
-        for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-        for<'t> i64: Encode<'t, DB> + Type<DB>,
-    {
-        sqlx::query::<DB>(DELETE_ROLLUPS).execute(&mut *conn).await?;
-        let org = ORG_WIDTHS.iter().map(|&width| (self.rebuild_org_rollups, width));
-        let platform = PLATFORM_WIDTHS.iter().map(|&width| (self.rebuild_platform_rollups, width));
-        for (statement, width) in org.chain(platform) {
-            sqlx::query::<DB>(statement).bind(width).execute(&mut *conn).await?;
-        }
-        Ok(())
-    }
 }
 
 /// Defines, in the calling module, the shared statements in one dialect's

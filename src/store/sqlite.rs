@@ -174,7 +174,7 @@ impl EventStore for SqliteStore {
 
     async fn rebuild_rollups(&self) -> Result<(), StoreError> {
         let mut tx = self.writer.begin().await?;
-        DIALECT.rebuild_rollups::<Sqlite>(&mut tx).await?;
+        rollup::rebuild::<Sqlite>(&DIALECT, &mut tx).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -4,8 +4,8 @@
 
 use std::time::{Duration, Instant};
 
+use audit_service::config::RateLimits;
 use audit_service::proto::audit as pb;
-use audit_service::server::RateLimits;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tonic::Code;

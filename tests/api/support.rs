@@ -100,6 +100,8 @@ impl TestServer {
             }),
         );
         config.cors_origins = vec!["https://dashboard.example".into()];
+        // Tests send bursts no caller would; the rate limit tests turn limits on.
+        config.limits.rate = audit_service::config::RateLimits::OFF;
         adjust(&mut config);
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let mut listeners = audit_service::server::Listeners::from(listener);

@@ -221,13 +221,14 @@ impl TestServer {
     pub async fn start() -> Self {
         harness();
         let dir = tempfile::tempdir().expect("temp dir");
-        let config = Config::new(
+        let mut config = Config::new(
             format!("sqlite://{}", dir.path().join("audit.db").display()),
             AuthSettings::Keys(audit_service::auth::AuthConfig {
                 jwt_secret: Some(SECRET.into()),
                 ..audit_service::auth::AuthConfig::default()
             }),
         );
+        config.limits.rate = audit_service::config::RateLimits::OFF;
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let server = audit_service::server::build(config, listener).await.expect("server builds");
         let addr = server.local_addr();

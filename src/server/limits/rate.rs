@@ -18,8 +18,8 @@ use http::{Request, Response};
 use prost_reflect::{DescriptorPool, Value};
 use tower::{Layer, Service};
 
-use super::RateLimits;
 use crate::auth::Principal;
+use crate::config::RateLimits;
 use crate::error::Error;
 
 /// Keys not seen for a while are dropped after this many checks, so that the
