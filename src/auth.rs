@@ -59,6 +59,9 @@ pub struct Principal {
     /// `Some`: confined to this organization; `None`: platform-wide.
     pub org_id: Option<String>,
     scopes: Vec<String>,
+    /// The `required_scope` of the method the auth layer let the call through to;
+    /// `None` until then, and for a path the server does not serve.
+    authorized_scope: Option<Arc<str>>,
 }
 
 impl Principal {
@@ -69,6 +72,17 @@ impl Principal {
 
     pub fn scopes(&self) -> &[String] {
         &self.scopes
+    }
+
+    /// The scope the call was authorized with, which a refusal names as the one it needed.
+    pub fn authorized_scope(&self) -> Option<&str> {
+        self.authorized_scope.as_deref()
+    }
+
+    /// The principal of a call authorized for a method that requires `scope`.
+    pub(crate) fn authorized_for(mut self, scope: Option<Arc<str>>) -> Self {
+        self.authorized_scope = scope;
+        self
     }
 }
 

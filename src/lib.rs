@@ -8,6 +8,7 @@ pub mod demo;
 pub mod domain;
 pub mod error;
 pub mod grpc;
+pub mod methods;
 pub mod metrics;
 pub mod openapi;
 pub mod proto;

@@ -1,13 +1,14 @@
 //! The OpenAPI 3 document of the REST surface, generated at start-up from the same
-//! parsed `google.api.http` rules the transcoder serves (so the two cannot
-//! disagree) and from the messages' descriptors: query parameters from the request
-//! fields no path variable or body binds, bodies for `body` rules, responses in the
-//! REST layer's JSON (proto field names, 64-bit integers as numbers, fields without
+//! parsed `google.api.http` rules the transcoder serves and the same method table
+//! entries, with their scopes and success statuses (so the two cannot disagree),
+//! and from the messages' descriptors: query parameters from the request fields no
+//! path variable or body binds, bodies for `body` rules, responses in the REST
+//! layer's JSON (proto field names, 64-bit integers as numbers, fields without
 //! presence always written), the AIP-193 error envelope, and bearer security.
 
 use std::collections::BTreeMap;
 
-use prost_reflect::{DescriptorPool, ExtensionDescriptor, FieldDescriptor, Kind, MessageDescriptor, Value};
+use prost_reflect::{FieldDescriptor, Kind, MessageDescriptor, Value};
 use serde_json::{Map, Value as Json, json};
 
 use crate::rest::{RestGateway, RouteDoc};
@@ -49,15 +50,13 @@ enum Direction {
     Output,
 }
 
-struct Generator<'a> {
+struct Generator {
     schemas: BTreeMap<String, Json>,
-    field_behavior: Option<ExtensionDescriptor>,
-    pool: &'a DescriptorPool,
 }
 
 /// The document as JSON bytes, for `GET /openapi.json`.
-pub fn document_json(gateway: &RestGateway, pool: &DescriptorPool) -> bytes::Bytes {
-    bytes::Bytes::from(serde_json::to_vec_pretty(&document(gateway, pool)).expect("a JSON value serializes"))
+pub fn document_json(gateway: &RestGateway) -> bytes::Bytes {
+    bytes::Bytes::from(serde_json::to_vec_pretty(&document(gateway)).expect("a JSON value serializes"))
 }
 
 /// `GET /openapi.json`.
@@ -67,12 +66,8 @@ pub fn response(document: &bytes::Bytes) -> http::Response<bytes::Bytes> {
     response
 }
 
-pub fn document(gateway: &RestGateway, pool: &DescriptorPool) -> Json {
-    let mut generator = Generator {
-        schemas: BTreeMap::new(),
-        field_behavior: pool.get_extension_by_name("google.api.field_behavior"),
-        pool,
-    };
+pub fn document(gateway: &RestGateway) -> Json {
+    let mut generator = Generator { schemas: BTreeMap::new() };
     generator.schemas.insert(ERROR_SCHEMA.to_owned(), error_schema());
     let mut paths: BTreeMap<String, Map<String, Json>> = BTreeMap::new();
     for route in gateway.describe() {
@@ -119,13 +114,14 @@ fn openapi_path(template: &str) -> (String, Vec<String>) {
     (path, params)
 }
 
-impl Generator<'_> {
+impl Generator {
     fn operation(&mut self, route: &RouteDoc<'_>, path_params: &[String]) -> Json {
-        let (service, method) = route.grpc_path.trim_start_matches('/').split_once('/').unwrap_or(("", ""));
-        let scope = self.required_scope(route.grpc_path);
+        let (service, method, grpc_path) = (route.rpc.service(), route.rpc.name(), route.rpc.path());
+        let scope = route.rpc.required_scope();
+        let input = route.rpc.input();
         let mut parameters = Vec::new();
         for field_path in path_params {
-            if let Some(field) = field_at(route.input, field_path) {
+            if let Some(field) = field_at(input, field_path) {
                 parameters.push(json!({
                     "name": field_path,
                     "in": "path",
@@ -141,15 +137,15 @@ impl Generator<'_> {
                 .map(|path| path.split('.').next().unwrap_or_default())
                 .chain(route.body)
                 .collect();
-            self.query_parameters(route.input, "", &bound, 0, &mut parameters);
+            self.query_parameters(input, "", &bound, 0, &mut parameters);
         }
         let mut operation = json!({
             "operationId": format!("{}_{method}", service.rsplit('.').next().unwrap_or(service)),
             "tags": [service],
             "summary": format!("{service}.{method}"),
-            "description": match &scope {
-                Some(scope) => format!("Transcoded to the gRPC method {}. Needs a bearer token with the scope `{scope}`.", route.grpc_path),
-                None => format!("Transcoded to the gRPC method {}. Not callable: the method names no scope.", route.grpc_path),
+            "description": match scope {
+                Some(scope) => format!("Transcoded to the gRPC method {grpc_path}. Needs a bearer token with the scope `{scope}`."),
+                None => format!("Transcoded to the gRPC method {grpc_path}. Not callable: the method names no scope."),
             },
             "parameters": parameters,
             "responses": self.responses(route),
@@ -159,8 +155,8 @@ impl Generator<'_> {
         }
         if let Some(body) = route.body {
             let schema = match body {
-                "*" => self.message_ref(route.input, Direction::Input),
-                field => match route.input.get_field_by_name(field) {
+                "*" => self.message_ref(input, Direction::Input),
+                field => match input.get_field_by_name(field) {
                     Some(field) => self.field_schema(&field, Direction::Input),
                     None => json!({}),
                 },
@@ -173,14 +169,19 @@ impl Generator<'_> {
     }
 
     fn responses(&mut self, route: &RouteDoc<'_>) -> Json {
-        let reply = match route.response_body.and_then(|field| route.output.get_field_by_name(field)) {
+        let output = route.rpc.output();
+        let reply = match route.response_body.and_then(|field| output.get_field_by_name(field)) {
             Some(field) => self.field_schema(&field, Direction::Output),
-            None => self.message_ref(route.output, Direction::Output),
+            None => self.message_ref(output, Direction::Output),
         };
         let mut responses = Map::new();
+        let success = route.rpc.success_status();
         responses.insert(
-            "200".into(),
-            json!({ "description": "OK", "content": { "application/json": { "schema": reply } } }),
+            success.as_str().into(),
+            json!({
+                "description": success.canonical_reason().unwrap_or("OK"),
+                "content": { "application/json": { "schema": reply } },
+            }),
         );
         for (status, _, _) in ERRORS {
             responses.insert(status.into(), json!({ "$ref": format!("#/components/responses/Error{status}") }));
@@ -212,7 +213,7 @@ fn error_responses() -> Json {
     Json::Object(responses)
 }
 
-impl Generator<'_> {
+impl Generator {
     /// Query parameters for the fields of `message` a query may set, as the
     /// transcoder binds them: scalars and well-known types, `a.b` for nested
     /// messages, repeated keys for repeated fields.
@@ -254,21 +255,13 @@ impl Generator<'_> {
     }
 
     fn is_required(&self, field: &FieldDescriptor) -> bool {
-        let Some(extension) = &self.field_behavior else { return false };
-        match field.options().get_extension(extension).as_ref() {
+        let Some(extension) = field.parent_pool().get_extension_by_name("google.api.field_behavior") else {
+            return false;
+        };
+        match field.options().get_extension(&extension).as_ref() {
             // REQUIRED is 2 in google/api/field_behavior.proto.
             Value::List(behaviors) => behaviors.iter().any(|b| matches!(b, Value::EnumNumber(2))),
             _ => false,
-        }
-    }
-
-    fn required_scope(&self, grpc_path: &str) -> Option<String> {
-        let extension = self.pool.get_extension_by_name("avnology.audit.v1.required_scope")?;
-        let (service, method) = grpc_path.trim_start_matches('/').split_once('/')?;
-        let method = self.pool.get_service_by_name(service)?.methods().find(|m| m.name() == method)?;
-        match method.options().get_extension(&extension).into_owned() {
-            Value::String(scope) if !scope.is_empty() => Some(scope),
-            _ => None,
         }
     }
 

@@ -1,5 +1,5 @@
-//! REST/JSON transcoding driven by the `google.api.http` annotations in the
-//! descriptor set: a route per annotated RPC, built once at start-up; each request
+//! REST/JSON transcoding driven by the `google.api.http` annotations the method
+//! table read: a route per binding of an RPC, built once at start-up; each request
 //! becomes the RPC's protobuf message and goes, in process, through the same gRPC
 //! stack (auth, tracing, service) as a native call.
 
@@ -13,16 +13,18 @@ mod template;
 mod transcoding_tests;
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use bytes::Bytes;
-use http::{HeaderMap, Method, Request, Response, StatusCode, header};
+use http::{HeaderMap, Method, Request, Response, header};
 use prost::Message;
-use prost_reflect::{DescriptorPool, DynamicMessage, Kind, MessageDescriptor, SerializeOptions, Value};
+use prost_reflect::{DynamicMessage, Kind, MessageDescriptor, SerializeOptions, Value};
 
 pub use grpc_call::GrpcService;
 use template::PathTemplate;
 
 use crate::error::{Error, status_to_http};
+use crate::methods::{HttpRule, Method as Rpc, MethodTable, Streaming};
 
 /// How the HTTP body maps onto the request message.
 #[derive(Debug, Clone)]
@@ -45,9 +47,8 @@ struct Route {
     bound_fields: HashSet<String>,
     /// Response field that is the whole HTTP body, if the rule names one.
     response_body: Option<String>,
-    grpc_path: String,
-    input: MessageDescriptor,
-    output: MessageDescriptor,
+    /// The RPC it calls: gRPC path, messages, success status.
+    rpc: Arc<Rpc>,
 }
 
 /// One route, as read from its `google.api.http` rule.
@@ -60,56 +61,34 @@ pub struct RouteDoc<'a> {
     /// `"*"` for the whole request, a top-level field name, or none.
     pub body: Option<&'a str>,
     pub response_body: Option<&'a str>,
-    pub grpc_path: &'a str,
-    pub input: &'a MessageDescriptor,
-    pub output: &'a MessageDescriptor,
+    /// The RPC it calls, with its scope and success status.
+    pub rpc: &'a Rpc,
 }
 
 /// The REST routes of every annotated RPC, and the gRPC stack they call.
 #[derive(Clone)]
 pub struct RestGateway {
-    routes: std::sync::Arc<Vec<Route>>,
+    routes: Arc<Vec<Route>>,
     grpc: GrpcService,
 }
 
 impl RestGateway {
-    /// Reads every `google.api.http` rule (with its additional bindings) of the
-    /// services in `pool`. A malformed rule stops start-up: a route that silently
-    /// went missing would be worse.
-    pub fn from_descriptors(pool: &DescriptorPool, grpc: GrpcService) -> anyhow::Result<Self> {
-        let http = pool
-            .get_extension_by_name("google.api.http")
-            .ok_or_else(|| anyhow::anyhow!("descriptor set lacks google.api.http"))?;
+    /// A route for every `google.api.http` binding of the methods in the table. A
+    /// malformed rule stops start-up: a route that silently went missing would be worse.
+    pub fn from_methods(methods: &MethodTable, grpc: GrpcService) -> anyhow::Result<Self> {
         let mut routes = Vec::new();
-        for service in pool.services() {
-            for method in service.methods() {
-                let options = method.options();
-                if !options.has_extension(&http) {
-                    continue;
-                }
-                let Value::Message(rule) = options.get_extension(&http).into_owned() else { continue };
-                if method.is_client_streaming() || method.is_server_streaming() {
-                    anyhow::bail!("{}: streaming RPCs cannot be mapped to REST", method.full_name());
-                }
-                let grpc_path = format!("/{}/{}", service.full_name(), method.name());
-                let mut rules = vec![rule.clone()];
-                if let Some(Value::List(more)) = rule.get_field_by_name("additional_bindings").map(|v| v.into_owned()) {
-                    rules.extend(more.into_iter().filter_map(|v| match v {
-                        Value::Message(m) => Some(m),
-                        _ => None,
-                    }));
-                }
-                for rule in rules {
-                    let route = route_of(&rule, &grpc_path, method.input(), method.output())
-                        .map_err(|e| anyhow::anyhow!("{}: {e}", method.full_name()))?;
-                    routes.push(route);
-                }
+        for rpc in methods.iter().filter(|rpc| !rpc.http_rules().is_empty()) {
+            if rpc.streaming() != Streaming::Unary {
+                anyhow::bail!("{}: streaming RPCs cannot be mapped to REST", rpc.full_name());
+            }
+            for rule in rpc.http_rules() {
+                routes.push(route_of(rule, rpc).map_err(|e| anyhow::anyhow!("{}: {e}", rpc.full_name()))?);
             }
         }
         if routes.is_empty() {
             anyhow::bail!("no google.api.http rule found in the descriptor set");
         }
-        Ok(Self { routes: std::sync::Arc::new(routes), grpc })
+        Ok(Self { routes: Arc::new(routes), grpc })
     }
 
     /// `(HTTP method, path template)` of every route, for logs and docs.
@@ -131,9 +110,7 @@ impl RestGateway {
                     BodyRule::Field(field) => Some(field.as_str()),
                 },
                 response_body: r.response_body.as_deref(),
-                grpc_path: &r.grpc_path,
-                input: &r.input,
-                output: &r.output,
+                rpc: &r.rpc,
             })
             .collect()
     }
@@ -144,7 +121,7 @@ impl RestGateway {
         self.routes
             .iter()
             .find(|r| r.method == method && r.template.matches(path).is_some())
-            .map(|r| (r.template.as_str(), r.grpc_path.as_str()))
+            .map(|r| (r.template.as_str(), r.rpc.path()))
     }
 
     /// The gRPC path a request would call, to authorize it before its body is read.
@@ -188,7 +165,8 @@ impl RestGateway {
         body: Bytes,
     ) -> Result<Response<Bytes>, Error> {
         // Path and query first: small, and refused before any body work.
-        let mut bound_message = DynamicMessage::new(route.input.clone());
+        let input = route.rpc.input();
+        let mut bound_message = DynamicMessage::new(input.clone());
         for (field_path, value) in &bindings {
             binding::set_path(&mut bound_message, field_path, value)?;
         }
@@ -196,11 +174,11 @@ impl RestGateway {
         binding::bind_query(&mut bound_message, query, &bound)?;
 
         let mut encoded = if body.len() <= REACTOR_BODY_BYTES {
-            convert_body(&route.body, &route.input, &body)?
+            convert_body(&route.body, input, &body)?
         } else {
             // Converting a large body takes milliseconds of CPU: off the reactor, so
             // that other requests on this worker are not held up behind it.
-            let (rule, input) = (route.body.clone(), route.input.clone());
+            let (rule, input) = (route.body.clone(), input.clone());
             tokio::task::spawn_blocking(move || convert_body(&rule, &input, &body))
                 .await
                 .map_err(|e| anyhow::anyhow!("body conversion task failed: {e}"))??
@@ -208,69 +186,47 @@ impl RestGateway {
         // Concatenated protobuf encodings merge: the path and query fields join the
         // body's as if set on one message, without a reflective copy of the body.
         bound_message.encode(&mut encoded).map_err(|e| anyhow::anyhow!("cannot encode bound fields: {e}"))?;
-        let reply = match grpc_call::unary(&self.grpc, &route.grpc_path, headers, principal, encoded).await {
+        let reply = match grpc_call::unary(&self.grpc, route.rpc.path(), headers, principal, encoded).await {
             Ok(reply) => reply,
             Err(status) => return Ok(status_to_http(&status)),
         };
-        let reply = DynamicMessage::decode(route.output.clone(), reply)
-            .map_err(|e| anyhow::anyhow!("undecodable reply of {}: {e}", route.grpc_path))?;
+        let reply = DynamicMessage::decode(route.rpc.output().clone(), reply)
+            .map_err(|e| anyhow::anyhow!("undecodable reply of {}: {e}", route.rpc.path()))?;
         let json = response_json(&reply, route.response_body.as_deref())?;
         let mut response = Response::new(Bytes::from(json));
-        *response.status_mut() = StatusCode::OK;
+        *response.status_mut() = route.rpc.success_status();
         response.headers_mut().insert(header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
         Ok(response)
     }
 }
 
-fn route_of(
-    rule: &DynamicMessage,
-    grpc_path: &str,
-    input: MessageDescriptor,
-    output: MessageDescriptor,
-) -> Result<Route, String> {
-    let text = |name: &str| match rule.get_field_by_name(name).map(|v| v.into_owned()) {
-        Some(Value::String(s)) => s,
-        _ => String::new(),
-    };
-    let (method, template) = ["get", "put", "post", "delete", "patch"]
-        .iter()
-        .find(|verb| rule.has_field_by_name(verb))
-        .map(|verb| (verb.to_uppercase(), text(verb)))
-        .or_else(|| match rule.get_field_by_name("custom").map(|v| v.into_owned()) {
-            Some(Value::Message(custom)) => {
-                let field = |n: &str| match custom.get_field_by_name(n).map(|v| v.into_owned()) {
-                    Some(Value::String(s)) => s,
-                    _ => String::new(),
-                };
-                Some((field("kind"), field("path")))
-            }
-            _ => None,
-        })
-        .ok_or("http rule without a pattern")?;
-    let method = Method::from_bytes(method.as_bytes()).map_err(|e| e.to_string())?;
-    let template = PathTemplate::parse(&template)?;
+/// The route of one binding, its template parsed and every field it names checked
+/// against the RPC's messages.
+fn route_of(rule: &HttpRule, rpc: &Arc<Rpc>) -> Result<Route, String> {
+    let (input, output) = (rpc.input(), rpc.output());
+    let template = PathTemplate::parse(&rule.template)?;
     let mut bound_fields = HashSet::new();
     for field_path in template.variable_fields() {
-        check_path(&input, field_path)?;
+        check_path(input, field_path)?;
         bound_fields.insert(field_path.to_owned());
     }
-    let body = match text("body").as_str() {
-        "" => BodyRule::None,
-        "*" => BodyRule::Whole,
-        field => {
+    let body = match rule.body.as_deref() {
+        None => BodyRule::None,
+        Some("*") => BodyRule::Whole,
+        Some(field) => {
             input.get_field_by_name(field).ok_or_else(|| format!("body field {field:?} is not in {}", input.name()))?;
             bound_fields.insert(field.to_owned());
             BodyRule::Field(field.to_owned())
         }
     };
-    let response_body = match text("response_body").as_str() {
-        "" => None,
-        field => match output.get_field_by_name(field).map(|f| f.kind()) {
+    let response_body = match rule.response_body.as_deref() {
+        None => None,
+        Some(field) => match output.get_field_by_name(field).map(|f| f.kind()) {
             Some(Kind::Message(_)) => Some(field.to_owned()),
             _ => return Err(format!("response_body {field:?} must name a message field of {}", output.name())),
         },
     };
-    Ok(Route { method, template, body, bound_fields, response_body, grpc_path: grpc_path.to_owned(), input, output })
+    Ok(Route { method: rule.method.clone(), template, body, bound_fields, response_body, rpc: rpc.clone() })
 }
 
 fn check_path(input: &MessageDescriptor, path: &str) -> Result<(), String> {
@@ -371,6 +327,8 @@ fn response_json(reply: &DynamicMessage, response_body: Option<&str>) -> Result<
 #[cfg(test)]
 mod tests {
     use prost::Message;
+
+    use prost_reflect::DescriptorPool;
 
     use super::*;
     use crate::proto::{FILE_DESCRIPTOR_SET, audit as pb};

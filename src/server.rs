@@ -27,6 +27,7 @@ use tonic_health::server::HealthReporter;
 use crate::auth::Verifier;
 use crate::config::{AuthSettings, Config, Limits};
 use crate::grpc::GrpcAdapter;
+use crate::methods::MethodTable;
 use crate::metrics::Metrics;
 use crate::proto::{FILE_DESCRIPTOR_SET, audit::audit_service_server::AuditServiceServer};
 use crate::service::AuditService;
@@ -87,6 +88,7 @@ pub async fn build(config: Config, listeners: impl Into<Listeners>) -> anyhow::R
         AuthSettings::Demo { secret } => Verifier::hs256(secret),
     };
     let pool = DescriptorPool::decode(FILE_DESCRIPTOR_SET).context("decoding the descriptor set")?;
+    let methods = MethodTable::new(&pool).context("reading the methods' options")?;
     let service = AuditService::new(store.clone())
         .with_max_summary_range(config.limits.max_summary_range)
         .with_max_future_skew(config.max_future_skew);
@@ -110,9 +112,10 @@ pub async fn build(config: Config, listeners: impl Into<Listeners>) -> anyhow::R
 
     let stack = stack::build_stack(stack::Parts {
         grpc_routes,
-        auth: authn::AuthLayer::new(Arc::new(verifier), &pool)?,
+        auth: authn::AuthLayer::new(Arc::new(verifier), methods.clone()),
         cors,
         max_request_bytes: config.max_request_bytes,
+        methods,
         rest_descriptors: pool,
         limits: config.limits.clone(),
         web: crate::web::Web::new(config.demo_token.clone()),

@@ -11,11 +11,6 @@ use crate::domain::{ActionCount, EventBatch, OrgScope, SummaryQuery, SummaryRequ
 use crate::error::Error;
 use crate::store::{AppendOutcome, DynStore, StoreError};
 
-/// Scope of the read RPCs.
-pub const READ_SCOPE: &str = "audit:read";
-/// Scope of the write RPCs.
-pub const WRITE_SCOPE: &str = "audit:write";
-
 #[derive(Clone)]
 pub struct AuditService {
     store: DynStore,
@@ -58,7 +53,7 @@ impl AuditService {
             (None, Some(asked)) => OrgScope::One(asked),
             (Some(own), None) => OrgScope::One(own_org(own)?),
             (Some(own), Some(asked)) if own == asked.as_str() => OrgScope::One(asked),
-            (Some(_), Some(_)) => return Err(other_tenant(READ_SCOPE, "organization_id names another organization")),
+            (Some(_), Some(_)) => return Err(other_tenant(principal, "organization_id names another organization")),
         };
         if let OrgScope::One(org) = &scope {
             tracing::Span::current().record("org", org.as_str());
@@ -80,7 +75,7 @@ impl AuditService {
             let foreign = batch.events().iter().position(|event| event.organization_id.as_str() != own);
             if let Some(index) = foreign {
                 return Err(other_tenant(
-                    WRITE_SCOPE,
+                    principal,
                     &format!(
                         "events[{index}].organization_id names another organization; batch refused, nothing stored"
                     ),
@@ -115,8 +110,11 @@ fn own_org(raw: &str) -> Result<crate::domain::OrgId, Error> {
     crate::domain::OrgId::parse(raw).map_err(|e| Error::Unauthenticated(format!("token org_id claim {e}")))
 }
 
-fn other_tenant(scope: &str, message: &str) -> Error {
-    Error::PermissionDenied { message: message.to_owned(), required_scope: scope.to_owned() }
+/// The refusal of a call for another organization. It names the scope the call
+/// was authorized with, as a refusal for a missing scope names the one it lacked.
+fn other_tenant(principal: &Principal, message: &str) -> Error {
+    let required_scope = principal.authorized_scope().unwrap_or_default().to_owned();
+    Error::PermissionDenied { message: message.to_owned(), required_scope }
 }
 
 fn store_error(error: StoreError) -> Error {

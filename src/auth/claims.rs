@@ -88,7 +88,7 @@ impl Claims {
                 }
             }
         }
-        Ok(Principal { subject: self.sub.unwrap_or_default(), org_id, scopes })
+        Ok(Principal { subject: self.sub.unwrap_or_default(), org_id, scopes, authorized_scope: None })
     }
 }
 

@@ -1,19 +1,22 @@
-//! The transcoder on an RPC it has never seen: a test-only service whose HTTP rules
-//! use path variables, nested and repeated query fields and a named body; the gRPC
-//! side echoes the request back, so the JSON shows exactly what was bound.
+//! The transcoder on RPCs it has never seen: a test-only service whose HTTP rules
+//! use path variables, nested and repeated query fields, a named body and a
+//! success status other than 200; the gRPC side echoes the request back, so the
+//! JSON shows exactly what was bound.
 
 use std::convert::Infallible;
 
 use bytes::{Buf, Bytes};
 use http::{Method, Request, Response};
 use http_body_util::BodyExt;
-use prost_reflect::DescriptorPool;
 
 use super::{GrpcService, RestGateway};
+use crate::methods::MethodTable;
+use crate::methods::testing::pool_of;
 
 const PROTO: &str = r#"
 syntax = "proto3";
 package things.v1;
+import "avnology/audit/v1/audit.proto";
 import "google/api/annotations.proto";
 import "google/protobuf/timestamp.proto";
 service Things {
@@ -22,6 +25,10 @@ service Things {
       get: "/v1/shelves/{shelf}/things/{filter.name}"
       additional_bindings { post: "/v1/shelves/{shelf}/things:search" body: "filter" }
     };
+  }
+  rpc Order(Query) returns (Query) {
+    option (google.api.http) = { post: "/v1/shelves/{shelf}/things:order" body: "*" };
+    option (avnology.audit.v1.http_success_status) = 202;
   }
 }
 message Filter { string name = 1; repeated string tags = 2; int64 min_size = 3; }
@@ -34,15 +41,8 @@ message Query {
 }
 "#;
 
-fn pool() -> DescriptorPool {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("things.proto"), PROTO).unwrap();
-    let proto_root = concat!(env!("CARGO_MANIFEST_DIR"), "/proto");
-    let mut compiler = protox::Compiler::new([dir.path().to_str().unwrap(), proto_root]).unwrap();
-    compiler.include_imports(true);
-    compiler.open_files(["things.proto"]).unwrap();
-    // Encoded by the compiler itself, so the HTTP rule options survive.
-    DescriptorPool::decode(compiler.encode_file_descriptor_set().as_slice()).unwrap()
+fn gateway() -> RestGateway {
+    RestGateway::from_methods(&MethodTable::new(&pool_of(PROTO)).unwrap(), echo()).unwrap()
 }
 
 /// A gRPC backend that answers every call with the request message it got.
@@ -73,7 +73,7 @@ async fn call(gateway: &RestGateway, method: Method, uri: &str, body: &str) -> (
 
 #[tokio::test]
 async fn a_new_annotated_rpc_is_served_without_rest_code() {
-    let gateway = RestGateway::from_descriptors(&pool(), echo()).unwrap();
+    let gateway = gateway();
     let (status, json) = call(
         &gateway,
         Method::GET,
@@ -104,7 +104,7 @@ async fn a_new_annotated_rpc_is_served_without_rest_code() {
 
 #[tokio::test]
 async fn bad_bindings_name_the_field() {
-    let gateway = RestGateway::from_descriptors(&pool(), echo()).unwrap();
+    let gateway = gateway();
     for (uri, field) in [
         ("/v1/shelves/s/things/lamp?archived=yes", "archived"),
         ("/v1/shelves/s/things/lamp?ids=one", "ids"),
@@ -122,4 +122,20 @@ async fn bad_bindings_name_the_field() {
     assert_eq!(status, 400);
     let (status, _) = call(&gateway, Method::DELETE, "/v1/shelves/s/things/lamp", "").await;
     assert_eq!(status, 405);
+}
+
+#[tokio::test]
+async fn a_success_status_set_in_the_proto_is_the_answer_status() {
+    let gateway = gateway();
+    let (status, json) = call(&gateway, Method::POST, "/v1/shelves/s3/things:order", r#"{"ids":[4]}"#).await;
+    assert_eq!(status, 202, "{json}");
+    assert_eq!((&json["shelf"], &json["ids"]), (&serde_json::json!("s3"), &serde_json::json!([4])));
+    // Errors keep their own status.
+    let (status, _) = call(&gateway, Method::POST, "/v1/shelves/s3/things:order", r#"{"bogus":1}"#).await;
+    assert_eq!(status, 400);
+    // The document says what the transcoder answers.
+    let document = crate::openapi::document(&gateway);
+    let responses = &document["paths"]["/v1/shelves/{shelf}/things:order"]["post"]["responses"];
+    assert_eq!(responses["202"]["description"], "Accepted", "{responses}");
+    assert!(responses.get("200").is_none(), "{responses}");
 }

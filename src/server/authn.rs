@@ -1,54 +1,35 @@
 //! The one authentication point: a tower layer in front of the gRPC services,
 //! which gRPC-web and REST also pass through. It verifies the bearer token, checks
-//! the scope the RPC's `required_scope` option names, and hands the verified
+//! the scope the method table says the RPC requires, and hands the verified
 //! `Principal` to the service in the request extensions.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use futures_util::future::BoxFuture;
 use http::{HeaderMap, Request, Response};
-use prost_reflect::{DescriptorPool, Value};
 use tower::{Layer, Service};
 
 use crate::auth::{AuthError, Principal, Verifier};
 use crate::error::Error;
+use crate::methods::{Access, MethodTable};
 
-/// Services whose every method requires a token. Health and reflection stay open
-/// so that probes and `grpcurl describe` work without credentials.
+/// Paths the table does not know still need a valid token under this prefix, the
+/// API's: the router then answers UNIMPLEMENTED without revealing anything.
 const GUARDED_PACKAGE: &str = "avnology.";
 
 #[derive(Clone)]
 pub struct AuthLayer {
     verifier: Arc<Verifier>,
-    /// gRPC path → the scope its method requires; `None` when the method lacks the
-    /// option, which refuses every call to it.
-    scopes: Arc<HashMap<String, Option<String>>>,
+    methods: MethodTable,
 }
 
 impl AuthLayer {
-    pub fn new(verifier: Arc<Verifier>, pool: &DescriptorPool) -> anyhow::Result<Self> {
-        let extension = pool
-            .get_extension_by_name("avnology.audit.v1.required_scope")
-            .ok_or_else(|| anyhow::anyhow!("descriptor set lacks avnology.audit.v1.required_scope"))?;
-        let mut scopes = HashMap::new();
-        for service in pool.services().filter(|s| s.full_name().starts_with(GUARDED_PACKAGE)) {
-            for method in service.methods() {
-                let scope = match method.options().get_extension(&extension).into_owned() {
-                    Value::String(scope) if !scope.is_empty() => Some(scope),
-                    _ => None,
-                };
-                if scope.is_none() {
-                    tracing::warn!(
-                        method = method.full_name(),
-                        "method lacks required_scope; every call to it is refused"
-                    );
-                }
-                scopes.insert(format!("/{}/{}", service.full_name(), method.name()), scope);
-            }
+    pub fn new(verifier: Arc<Verifier>, methods: MethodTable) -> Self {
+        for method in methods.iter().filter(|method| method.access() == &Access::Closed) {
+            tracing::warn!(method = method.full_name(), "method lacks required_scope; every call to it is refused");
         }
-        Ok(Self { verifier, scopes: Arc::new(scopes) })
+        Self { verifier, methods }
     }
 }
 
@@ -66,49 +47,35 @@ pub struct AuthService<S> {
     layer: AuthLayer,
 }
 
-enum Guard {
-    Open,
-    Scope(String),
-    Closed,
-}
-
 impl AuthLayer {
-    fn guard(&self, path: &str) -> Guard {
-        if !path.trim_start_matches('/').starts_with(GUARDED_PACKAGE) {
-            return Guard::Open;
-        }
-        match self.scopes.get(path) {
-            Some(Some(scope)) => Guard::Scope(scope.clone()),
-            // Unknown methods of a guarded service still need a valid token; the
-            // router then answers UNIMPLEMENTED without revealing anything.
-            None => Guard::Scope(String::new()),
-            Some(None) => Guard::Closed,
-        }
-    }
-
     /// Verifies the caller of the RPC at `grpc_path` from the request headers
     /// alone, so that no body byte is read for a caller who is not allowed in.
     /// `None` for the methods that need no token (health, reflection).
     pub async fn authorize(&self, grpc_path: &str, headers: &HeaderMap) -> Result<Option<Principal>, Error> {
-        let scope = match self.guard(grpc_path) {
-            Guard::Open => return Ok(None),
-            Guard::Scope(scope) => scope,
-            Guard::Closed => {
+        // `None`: any valid token, for a path the table does not know.
+        let scope = match self.methods.get(grpc_path).map(|method| method.access()) {
+            Some(Access::Scope(scope)) => Some(scope.clone()),
+            Some(Access::Open) => return Ok(None),
+            Some(Access::Closed) => {
                 return Err(Error::PermissionDenied {
                     message: "method is not callable".into(),
                     required_scope: String::new(),
                 });
             }
+            None if grpc_path.trim_start_matches('/').starts_with(GUARDED_PACKAGE) => None,
+            None => return Ok(None),
         };
         let header = headers.get(http::header::AUTHORIZATION).map(|v| v.to_str().unwrap_or("\u{0}"));
         let principal = self.verifier.verify_header(header).await.map_err(refusal)?;
-        if !scope.is_empty() && !principal.has_scope(&scope) {
+        if let Some(scope) = &scope
+            && !principal.has_scope(scope)
+        {
             return Err(Error::PermissionDenied {
                 message: format!("token lacks scope {scope}"),
-                required_scope: scope,
+                required_scope: scope.to_string(),
             });
         }
-        Ok(Some(principal))
+        Ok(Some(principal.authorized_for(scope)))
     }
 }
 

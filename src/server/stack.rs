@@ -1,7 +1,6 @@
 //! The tower stack: one function assembles it, and `Dispatch` sends each request
 //! to the protocol it speaks. Everything shares one gRPC core behind one auth layer.
 
-use std::collections::HashSet;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -21,6 +20,7 @@ use super::limits::rate::RateLimitLayer;
 use super::probes;
 use crate::config::Limits;
 use crate::error::Error;
+use crate::methods::MethodTable;
 use crate::metrics::Metrics;
 use crate::rest::{GrpcService, RestGateway};
 
@@ -59,6 +59,9 @@ pub struct Parts {
     /// Checked at start (`cors::layer`), so a bad origin list never serves.
     pub cors: CorsLayer,
     pub max_request_bytes: usize,
+    /// Every RPC served, read from the descriptors once.
+    pub methods: MethodTable,
+    /// The descriptors the telemetry layer names RPCs from.
     pub rest_descriptors: prost_reflect::DescriptorPool,
     pub limits: Limits,
     /// The browser dashboard's pages, beside the probes.
@@ -88,21 +91,21 @@ pub fn build_stack(parts: Parts) -> anyhow::Result<HttpService> {
             .layer(parts.auth.clone())
             // Rate limits per verified caller, so it comes after authentication
             // and before the body is read.
-            .layer(RateLimitLayer::new(&parts.limits.rate, &parts.rest_descriptors)?)
+            .layer(RateLimitLayer::new(&parts.limits.rate, &parts.methods))
             // Refuses an oversized message from its frame prefix, before reading
             // it, and reads a unary call's one message, refusing bad framing.
-            .layer(MessageLimitLayer::new(parts.max_request_bytes, unary_paths(&parts.rest_descriptors)))
+            .layer(MessageLimitLayer::new(parts.max_request_bytes, parts.methods.clone()))
             .service(parts.grpc_routes),
     );
     // gRPC-web translation wraps the gRPC core only: REST and native gRPC never
     // go through it.
     let grpc_web: GrpcService =
         tower::util::BoxCloneSyncService::new(tonic_web::GrpcWebLayer::new().layer(grpc.clone()));
-    let rest = RestGateway::from_descriptors(&parts.rest_descriptors, grpc.clone())?;
+    let rest = RestGateway::from_methods(&parts.methods, grpc.clone())?;
     for (method, template) in rest.routes() {
         tracing::debug!(%method, template, "rest route");
     }
-    let openapi = crate::openapi::document_json(&rest, &parts.rest_descriptors);
+    let openapi = crate::openapi::document_json(&rest);
     let telemetry =
         crate::telemetry::TelemetryLayer::new(parts.metrics.clone(), &parts.rest_descriptors, rest.clone())?;
     let dispatch = Dispatch {
@@ -226,16 +229,4 @@ impl DispatchInner {
 
 fn full(bytes: Bytes) -> tonic::body::Body {
     tonic::body::Body::new(http_body_util::Full::new(bytes))
-}
-
-/// gRPC paths of the methods that take one request message: the audit service's
-/// and the health check's. Reflection streams and is left to its own framing.
-fn unary_paths(pool: &prost_reflect::DescriptorPool) -> HashSet<String> {
-    let health = ["/grpc.health.v1.Health/Check".to_owned(), "/grpc.health.v1.Health/Watch".to_owned()];
-    pool.services()
-        .flat_map(|service| service.methods().collect::<Vec<_>>())
-        .filter(|method| !method.is_client_streaming())
-        .map(|method| format!("/{}/{}", method.parent_service().full_name(), method.name()))
-        .chain(health)
-        .collect()
 }

@@ -7,10 +7,8 @@
 //! stays as a backstop, but it answers OUT_OF_RANGE, which is not what the
 //! contract promises.
 
-use std::collections::HashSet;
 use std::convert::Infallible;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -21,6 +19,7 @@ use http_body_util::BodyExt;
 use tower::{Layer, Service};
 
 use crate::error::Error;
+use crate::methods::MethodTable;
 
 /// gRPC length-prefixed message: 1 flag byte and a 4-byte big-endian length.
 const PREFIX: usize = 5;
@@ -28,13 +27,13 @@ const PREFIX: usize = 5;
 #[derive(Clone)]
 pub struct MessageLimitLayer {
     max_message_bytes: usize,
-    /// gRPC paths of the methods that take one request message.
-    unary_paths: Arc<HashSet<String>>,
+    /// Tells the methods that take one request message, whose body is read here.
+    methods: MethodTable,
 }
 
 impl MessageLimitLayer {
-    pub fn new(max_message_bytes: usize, unary_paths: HashSet<String>) -> Self {
-        Self { max_message_bytes, unary_paths: Arc::new(unary_paths) }
+    pub fn new(max_message_bytes: usize, methods: MethodTable) -> Self {
+        Self { max_message_bytes, methods }
     }
 }
 
@@ -70,7 +69,7 @@ where
 
     fn call(&mut self, request: Request<tonic::body::Body>) -> Self::Future {
         let max = self.layer.max_message_bytes;
-        if !self.layer.unary_paths.contains(request.uri().path()) {
+        if !self.layer.methods.get(request.uri().path()).is_some_and(|method| method.takes_one_message()) {
             return Either::Left(
                 self.inner.call(request.map(|body| tonic::body::Body::new(FrameGuard::new(body, max)))),
             );

@@ -1,10 +1,10 @@
 //! Rate limiting per caller: GCRA (`governor`) keyed by the token's subject and
-//! organization, separately for read and write calls. It sits right inside
+//! organization, separately for read and write calls (the method table's class of
+//! the RPC, from its proto options). It sits right inside
 //! authentication because the key is the verified principal; a refused call gets
 //! RESOURCE_EXHAUSTED with `google.rpc.RetryInfo`, which REST turns into 429 with
 //! `Retry-After`.
 
-use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,12 +15,12 @@ use futures_util::future::BoxFuture;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
 use http::{Request, Response};
-use prost_reflect::{DescriptorPool, Value};
 use tower::{Layer, Service};
 
 use crate::auth::Principal;
 use crate::config::RateLimits;
 use crate::error::Error;
+use crate::methods::{Class, MethodTable};
 
 /// Keys not seen for a while are dropped after this many checks, so that the
 /// map stays as small as the set of recently active callers.
@@ -30,12 +30,6 @@ const CLEANUP_EVERY: u64 = 4096;
 /// token of the same subject are different callers.
 type Key = (String, String);
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Class {
-    Read,
-    Write,
-}
-
 #[derive(Clone)]
 pub struct RateLimitLayer {
     inner: Option<Arc<Limiters>>,
@@ -44,14 +38,13 @@ pub struct RateLimitLayer {
 struct Limiters {
     read: Option<DefaultKeyedRateLimiter<Key>>,
     write: Option<DefaultKeyedRateLimiter<Key>>,
-    /// gRPC path → class, from each method's `required_scope`.
-    classes: HashMap<String, Class>,
+    methods: MethodTable,
     checks: AtomicU64,
 }
 
 impl RateLimitLayer {
     /// `None` limits for a rate of 0; the layer passes everything when both are off.
-    pub fn new(limits: &RateLimits, pool: &DescriptorPool) -> anyhow::Result<Self> {
+    pub fn new(limits: &RateLimits, methods: &MethodTable) -> Self {
         let quota = |per_sec: u32, burst: u32| {
             NonZeroU32::new(per_sec)
                 .map(|rate| Quota::per_second(rate).allow_burst(NonZeroU32::new(burst).unwrap_or(rate)))
@@ -59,31 +52,17 @@ impl RateLimitLayer {
         let read = quota(limits.read_per_sec, limits.read_burst).map(DefaultKeyedRateLimiter::keyed);
         let write = quota(limits.write_per_sec, limits.write_burst).map(DefaultKeyedRateLimiter::keyed);
         if read.is_none() && write.is_none() {
-            return Ok(Self { inner: None });
+            return Self { inner: None };
         }
-        let extension = pool
-            .get_extension_by_name("avnology.audit.v1.required_scope")
-            .ok_or_else(|| anyhow::anyhow!("descriptor set lacks avnology.audit.v1.required_scope"))?;
-        let mut classes = HashMap::new();
-        for service in pool.services() {
-            for method in service.methods() {
-                if let Value::String(scope) = method.options().get_extension(&extension).into_owned()
-                    && !scope.is_empty()
-                {
-                    // Writing scopes cost a transaction each; everything else is a read.
-                    let class = if scope.ends_with(":write") { Class::Write } else { Class::Read };
-                    classes.insert(format!("/{}/{}", service.full_name(), method.name()), class);
-                }
-            }
-        }
-        Ok(Self { inner: Some(Arc::new(Limiters { read, write, classes, checks: AtomicU64::new(0) })) })
+        Self { inner: Some(Arc::new(Limiters { read, write, methods: methods.clone(), checks: AtomicU64::new(0) })) }
     }
 }
 
 impl Limiters {
-    /// How long the caller must wait, when over its rate.
+    /// How long the caller must wait, when over its rate. A path the table does not
+    /// know is left to the router, which answers UNIMPLEMENTED.
     fn check(&self, path: &str, principal: &Principal) -> Option<Duration> {
-        let limiter = match self.classes.get(path)? {
+        let limiter = match self.methods.get(path)?.class() {
             Class::Read => self.read.as_ref()?,
             Class::Write => self.write.as_ref()?,
         };
