@@ -417,4 +417,13 @@ mod tests {
             ("/v1/{name}:get/{event.id}".into(), vec!["name".into(), "event.id".into()])
         );
     }
+
+    #[test]
+    fn the_document_says_what_the_transcoder_answers() {
+        // A test service whose `Order` answers 202 (rest/transcoding_tests.rs).
+        let document = document(&crate::rest::transcoding_tests::gateway());
+        let responses = &document["paths"]["/v1/shelves/{shelf}/things:order"]["post"]["responses"];
+        assert_eq!(responses["202"]["description"], "Accepted", "{responses}");
+        assert!(responses.get("200").is_none(), "{responses}");
+    }
 }

@@ -10,7 +10,7 @@ mod grpc_call;
 pub mod json_budget;
 mod template;
 #[cfg(test)]
-mod transcoding_tests;
+pub(crate) mod transcoding_tests;
 
 use std::collections::HashSet;
 use std::sync::Arc;

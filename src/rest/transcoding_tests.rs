@@ -41,7 +41,7 @@ message Query {
 }
 "#;
 
-fn gateway() -> RestGateway {
+pub(crate) fn gateway() -> RestGateway {
     RestGateway::from_methods(&MethodTable::new(&pool_of(PROTO)).unwrap(), echo()).unwrap()
 }
 
@@ -133,9 +133,4 @@ async fn a_success_status_set_in_the_proto_is_the_answer_status() {
     // Errors keep their own status.
     let (status, _) = call(&gateway, Method::POST, "/v1/shelves/s3/things:order", r#"{"bogus":1}"#).await;
     assert_eq!(status, 400);
-    // The document says what the transcoder answers.
-    let document = crate::openapi::document(&gateway);
-    let responses = &document["paths"]["/v1/shelves/{shelf}/things:order"]["post"]["responses"];
-    assert_eq!(responses["202"]["description"], "Accepted", "{responses}");
-    assert!(responses.get("200").is_none(), "{responses}");
 }
