@@ -40,10 +40,6 @@ impl AuditService {
         self
     }
 
-    pub fn store(&self) -> &DynStore {
-        &self.store
-    }
-
     /// Per-action counts, ordered by count descending then action ascending.
     #[instrument(name = "audit.summarize", skip_all, fields(org = tracing::field::Empty, enduser.id = %principal.subject))]
     pub async fn summarize(&self, principal: &Principal, request: SummaryRequest) -> Result<Vec<ActionCount>, Error> {
