@@ -9,6 +9,8 @@
 
 #[path = "store/data.rs"]
 mod data;
+#[path = "../tests/common/naive_summary.rs"]
+mod naive_summary;
 #[path = "store/recount.rs"]
 mod recount;
 #[path = "store/target.rs"]
@@ -188,7 +190,7 @@ async fn summaries(
         // At 10·N the naive query is slow; timing a quarter of the queries is enough.
         if !fewer_naive || q % 4 == 0 {
             let started = Instant::now();
-            let mut naive_got = target.store.summarize_raw(&query).await?;
+            let mut naive_got = target.naive.summarize(&query).await?;
             naive.push(ms(started.elapsed()));
             sort(&mut naive_got);
             assert_eq!(naive_got, expected, "naive summary differs from the recount for {query:?}");

@@ -17,6 +17,7 @@ pub use self::claims::mint_hs256;
 use self::claims::{Claims, peek_header};
 pub use self::jwks::{DEFAULT_GRACE as DEFAULT_JWKS_GRACE, DEFAULT_REFRESH as DEFAULT_JWKS_REFRESH};
 use self::jwks::{Jwks, Miss, Timing};
+use crate::domain::OrgId;
 
 /// Clock skew tolerated on `exp` and `nbf`, in seconds: enough for hosts with loosely synced
 /// clocks, short enough that an expired token stops working within half a minute.
@@ -57,7 +58,7 @@ impl Default for AuthConfig {
 pub struct Principal {
     pub subject: String,
     /// `Some`: confined to this organization; `None`: platform-wide.
-    pub org_id: Option<String>,
+    pub org_id: Option<OrgId>,
     scopes: Vec<String>,
     /// The `required_scope` of the method the auth layer let the call through to;
     /// `None` until then, and for a path the server does not serve.

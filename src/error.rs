@@ -1,12 +1,17 @@
 //! The service's semantic errors, and the one place that turns them into a gRPC
 //! `Status` and into an HTTP status with the AIP-193 JSON body.
 
+mod violations;
+
+use std::fmt;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 use tonic::Code;
 use tonic_types::{ErrorDetails, StatusExt};
+
+pub use self::violations::Violations;
 
 /// Domain of the `google.rpc.ErrorInfo` details the service attaches.
 pub const ERROR_DOMAIN: &str = "audit.avnology.com";
@@ -23,6 +28,13 @@ pub struct FieldViolation {
 impl FieldViolation {
     pub fn new(field: impl Into<String>, description: impl Into<String>) -> Self {
         Self { field: field.into(), description: description.into() }
+    }
+}
+
+impl fmt::Display for FieldViolation {
+    /// How a message names a violation: "end_time must be after start_time".
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.field, self.description)
     }
 }
 
@@ -63,12 +75,11 @@ pub enum Error {
 }
 
 impl Error {
+    /// INVALID_ARGUMENT for one invalid field.
     pub fn invalid(field: impl Into<String>, description: impl Into<String>) -> Self {
-        let violation = FieldViolation::new(field, description);
-        Self::InvalidArgument {
-            message: format!("{} {}", violation.field, violation.description),
-            violations: vec![violation],
-        }
+        let mut violations = Violations::default();
+        violations.push(field, description);
+        violations.into_error()
     }
 
     /// The gRPC status of this error, details in `grpc-status-details-bin`.

@@ -35,10 +35,6 @@ impl AuditService {
         self
     }
 
-    pub fn store(&self) -> &DynStore {
-        &self.store
-    }
-
     /// Per-action counts, ordered by count descending then action ascending.
     #[instrument(name = "audit.summarize", skip_all, fields(org = tracing::field::Empty, enduser.id = %principal.subject))]
     pub async fn summarize(&self, principal: &Principal, request: SummaryRequest) -> Result<Vec<ActionCount>, Error> {
@@ -51,8 +47,8 @@ impl AuditService {
         let scope = match (&principal.org_id, request.organization_id) {
             (None, None) => OrgScope::All,
             (None, Some(asked)) => OrgScope::One(asked),
-            (Some(own), None) => OrgScope::One(own_org(own)?),
-            (Some(own), Some(asked)) if own == asked.as_str() => OrgScope::One(asked),
+            (Some(own), None) => OrgScope::One(own.clone()),
+            (Some(own), Some(asked)) if *own == asked => OrgScope::One(asked),
             (Some(_), Some(_)) => return Err(other_tenant(principal, "organization_id names another organization")),
         };
         if let OrgScope::One(org) = &scope {
@@ -72,7 +68,7 @@ impl AuditService {
         // before tenancy, as the other rules of a valid event are.
         batch.refuse_dated_after(clock_now()?, self.max_future_skew)?;
         if let Some(own) = &principal.org_id {
-            let foreign = batch.events().iter().position(|event| event.organization_id.as_str() != own);
+            let foreign = batch.events().iter().position(|event| event.organization_id != *own);
             if let Some(index) = foreign {
                 return Err(other_tenant(
                     principal,
@@ -104,10 +100,6 @@ fn clock_now() -> Result<UnixNanos, Error> {
     let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).map_err(|e| anyhow::anyhow!("clock: {e}"))?;
     let nanos = i64::try_from(since_epoch.as_nanos()).map_err(|e| anyhow::anyhow!("clock: {e}"))?;
     Ok(UnixNanos::from_nanos(nanos))
-}
-
-fn own_org(raw: &str) -> Result<crate::domain::OrgId, Error> {
-    crate::domain::OrgId::parse(raw).map_err(|e| Error::Unauthenticated(format!("token org_id claim {e}")))
 }
 
 /// The refusal of a call for another organization. It names the scope the call

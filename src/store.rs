@@ -68,10 +68,6 @@ pub trait EventStore: Send + Sync + 'static {
     /// Per-action counts of the events in the query's range and scope, unordered.
     async fn summarize(&self, query: &SummaryQuery) -> Result<Vec<ActionCount>, StoreError>;
 
-    /// The same counts by a plain `GROUP BY` over the events, ignoring the
-    /// rollups: the reference the rollups must always equal.
-    async fn summarize_raw(&self, query: &SummaryQuery) -> Result<Vec<ActionCount>, StoreError>;
-
     /// Recomputes every rollup from the events, atomically.
     async fn rebuild_rollups(&self) -> Result<(), StoreError>;
 
@@ -144,17 +140,4 @@ pub async fn open(database_url: &str, settings: &StoreSettings) -> anyhow::Resul
         return Ok(Arc::new(PostgresStore::open(database_url, settings).await?));
     }
     anyhow::bail!("unsupported database URL scheme (expected sqlite://PATH or postgres://...)")
-}
-
-/// Opens a store for the benchmark; `maintain_rollups = false` yields one whose
-/// summaries are wrong, to measure what the rollups cost at ingest.
-pub async fn open_for_benchmark(database_url: &str, maintain_rollups: bool) -> anyhow::Result<DynStore> {
-    let settings = StoreSettings::default();
-    match database_url.strip_prefix("sqlite://") {
-        Some(path) if !maintain_rollups => Ok(Arc::new(SqliteStore::open(path).await?.without_rollups())),
-        None if !maintain_rollups => {
-            Ok(Arc::new(postgres::PostgresStore::open(database_url, &settings).await?.without_rollups()))
-        }
-        _ => open(database_url, &settings).await,
-    }
 }

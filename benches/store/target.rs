@@ -6,13 +6,18 @@ use std::time::Duration;
 use audit_service::auth::{Principal, Verifier, mint_hs256};
 use audit_service::domain::{NewEvent, Outcome};
 use audit_service::service::AuditService;
-use audit_service::store::{self, DynStore};
+use audit_service::store::{self, DynStore, PostgresStore, SqliteStore, StoreSettings};
 use std::str::FromStr;
+use std::sync::Arc;
 
 use sqlx::ConnectOptions;
 
+use crate::naive_summary::NaiveSummary;
+
 pub struct Target {
     pub store: DynStore,
+    /// The naive `GROUP BY` the rollups are measured against.
+    pub naive: NaiveSummary,
     pub service: AuditService,
     pub principal: Principal,
     url: String,
@@ -34,7 +39,8 @@ impl Target {
             }
             other => anyhow::bail!("unknown --db {other} (sqlite or postgres)"),
         };
-        let store = store::open_for_benchmark(&url, aggregates).await?;
+        let store = open(&url, aggregates).await?;
+        let naive = NaiveSummary::connect(&url).await?;
         let service = AuditService::new(store.clone());
         let secret = b"benchmark-secret-benchmark-secret";
         let token = mint_hs256(secret, "bench", &["audit:write"], None, Duration::from_secs(86_400))?;
@@ -42,7 +48,7 @@ impl Target {
             .verify_header(Some(&format!("Bearer {token}")))
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
-        Ok(Self { store, service, principal, url, _dir: dir })
+        Ok(Self { store, naive, service, principal, url, _dir: dir })
     }
 
     /// The database's own fastest load of the same rows, bypassing the service.
@@ -125,6 +131,7 @@ impl Target {
     }
 
     pub async fn drop(self) -> anyhow::Result<()> {
+        self.naive.close().await;
         self.store.close().await;
         if let Some(name) = self.url.strip_prefix("postgres").and(self.url.rsplit('/').next()) {
             let mut admin = admin().await?;
@@ -133,6 +140,19 @@ impl Target {
                 .await?;
         }
         Ok(())
+    }
+}
+
+/// The service's store; without aggregates, one whose summaries are wrong, to
+/// measure what maintaining the rollups costs at ingest.
+async fn open(url: &str, aggregates: bool) -> anyhow::Result<DynStore> {
+    let settings = StoreSettings::default();
+    if aggregates {
+        return store::open(url, &settings).await;
+    }
+    match url.strip_prefix("sqlite://") {
+        Some(path) => Ok(Arc::new(SqliteStore::open(path).await?.without_rollups())),
+        None => Ok(Arc::new(PostgresStore::open(url, &settings).await?.without_rollups())),
     }
 }
 

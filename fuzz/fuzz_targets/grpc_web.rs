@@ -41,9 +41,6 @@ impl EventStore for NullStore {
     async fn summarize(&self, _: &SummaryQuery) -> Result<Vec<ActionCount>, StoreError> {
         Ok(Vec::new())
     }
-    async fn summarize_raw(&self, _: &SummaryQuery) -> Result<Vec<ActionCount>, StoreError> {
-        Ok(Vec::new())
-    }
     async fn rebuild_rollups(&self) -> Result<(), StoreError> {
         Ok(())
     }

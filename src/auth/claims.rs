@@ -9,6 +9,7 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde::{Deserialize, Deserializer, Serialize};
 
 use super::{AuthError, Principal, invalid};
+use crate::domain::OrgId;
 
 #[derive(Deserialize)]
 pub(super) struct JoseHeader {
@@ -67,11 +68,11 @@ impl Claims {
     pub(super) fn into_principal(self) -> Result<Principal, AuthError> {
         let org_id = match self.org_id {
             None => None,
-            // Reading an empty value as "no organization" would widen it to platform-wide.
-            Some(serde_json::Value::String(s)) if s.is_empty() => {
-                return Err(invalid("org_id claim must not be empty"));
-            }
-            Some(serde_json::Value::String(s)) => Some(s),
+            // An empty value is refused with the rest, not read as "no organization",
+            // which would widen the token to platform-wide.
+            Some(serde_json::Value::String(s)) => Some(
+                OrgId::parse(&s).map_err(|description| AuthError::Invalid(format!("org_id claim {description}")))?,
+            ),
             Some(_) => return Err(invalid("org_id claim must be a string")),
         };
         let mut scopes: Vec<String> = Vec::new();

@@ -82,7 +82,7 @@ async fn hs256_minted_token_yields_principal() {
     let scopes = ["audit:read", "audit:write"];
     let token = mint_hs256(SECRET, "svc-a", &scopes, Some("org-1"), MINUTE).unwrap();
     let p = check(&v, &token).await.unwrap();
-    assert_eq!((p.subject.as_str(), p.org_id.as_deref()), ("svc-a", Some("org-1")));
+    assert_eq!((p.subject.as_str(), p.org_id.as_ref().map(OrgId::as_str)), ("svc-a", Some("org-1")));
     assert!(p.has_scope("audit:read") && p.has_scope("audit:write"));
     assert_eq!(p.scopes().len(), 2);
     let platform = mint_hs256(SECRET, "ops", &[], None, MINUTE).unwrap();
@@ -195,9 +195,14 @@ async fn scope_is_delimited_by_the_ascii_space_only() {
 async fn org_id_and_sub_claims() {
     let v = Verifier::hs256(SECRET);
     let p = check(&v, &hs(&json!({"exp": now() + 60}))).await.unwrap();
-    assert_eq!((p.subject.as_str(), p.org_id.as_deref(), p.scopes().len()), ("", None, 0));
+    assert_eq!((p.subject.as_str(), p.org_id.as_ref().map(OrgId::as_str), p.scopes().len()), ("", None, 0));
     let empty = hs(&json!({"exp": now() + 60, "org_id": ""}));
     assert_eq!(refusal(&v, &empty).await, "org_id claim must not be empty");
+    // Parsed once here, so that no call past verification meets an id that is not one.
+    let spaced = hs(&json!({"exp": now() + 60, "org_id": "org 1"}));
+    assert_eq!(refusal(&v, &spaced).await, "org_id claim must be printable ASCII without spaces");
+    let long = hs(&json!({"exp": now() + 60, "org_id": "o".repeat(129)}));
+    assert_eq!(refusal(&v, &long).await, "org_id claim must be at most 128 characters");
     for odd in [json!(null), json!(7)] {
         let token = hs(&json!({"exp": now() + 60, "org_id": odd}));
         assert_eq!(refusal(&v, &token).await, "org_id claim must be a string");

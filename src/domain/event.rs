@@ -4,7 +4,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use super::time::{EARLIEST_EVENT_NANOS, LATEST_EVENT_NANOS, UnixNanos};
-use crate::error::{Error, FieldViolation};
+use crate::error::{Error, Violations};
 use crate::proto::audit as pb;
 
 #[cfg(test)]
@@ -25,6 +25,8 @@ pub const MAX_DETAILS_DEPTH: usize = 32;
 pub const MAX_DETAILS_VALUES: usize = 4096;
 /// Violations reported per refused batch; past this the client has a systematic bug.
 const MAX_REPORTED_VIOLATIONS: usize = 20;
+/// How the message of a batch refused for its invalid events opens.
+const BATCH_REFUSED: &str = "batch refused, nothing stored";
 
 /// A tenant id: 1-128 printable ASCII characters, no spaces.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -149,9 +151,11 @@ impl EventBatch {
             max_skew.as_secs(),
             crate::rfc3339::format(&latest.to_timestamp())
         );
-        let violations =
-            late.into_iter().map(|i| FieldViolation::new(format!("events[{i}].timestamp"), description.clone()));
-        Err(refused(violations.collect()))
+        let mut violations = Violations::default();
+        for i in late {
+            violations.push(format!("events[{i}].timestamp"), description.clone());
+        }
+        Err(violations.into_refusal(BATCH_REFUSED, MAX_REPORTED_VIOLATIONS))
     }
 }
 
@@ -168,92 +172,45 @@ impl TryFrom<pb::BatchCreateEventsRequest> for EventBatch {
                 format!("holds {} events; a batch takes at most {MAX_BATCH_EVENTS}", request.events.len()),
             ));
         }
-        let mut violations = Vec::new();
+        let mut violations = Violations::default();
         let mut events = Vec::with_capacity(request.events.len());
         for (index, event) in request.events.into_iter().enumerate() {
             match parse_event(event) {
                 Ok(event) => events.push(event),
-                Err(errors) => {
-                    violations.extend(errors.into_iter().map(|(field, description)| {
-                        FieldViolation::new(format!("events[{index}].{field}"), description)
-                    }))
-                }
+                Err(invalid) => violations.nest(&format!("events[{index}]"), invalid),
             }
         }
         if violations.is_empty() {
             return Ok(Self(events));
         }
-        Err(refused(violations))
+        Err(violations.into_refusal(BATCH_REFUSED, MAX_REPORTED_VIOLATIONS))
     }
 }
 
-/// The answer to a batch with invalid events (at least one violation): the first
-/// named in the message, the first few listed.
-fn refused(mut violations: Vec<FieldViolation>) -> Error {
-    let total = violations.len();
-    violations.truncate(MAX_REPORTED_VIOLATIONS);
-    let first = &violations[0];
-    let more = if total > 1 { format!(" (and {} more)", total - 1) } else { String::new() };
-    Error::InvalidArgument {
-        message: format!("batch refused, nothing stored: {} {}{more}", first.field, first.description),
-        violations,
-    }
-}
-
-type Violations = Vec<(&'static str, String)>;
-
+/// One event, its violations named by the event's own field paths.
 fn parse_event(event: pb::AuditEvent) -> Result<NewEvent, Violations> {
-    let mut errors: Violations = Vec::new();
-    let mut check = |field: &'static str, result: Result<(), String>| {
-        if let Err(description) = result {
-            errors.push((field, description));
-        }
-    };
+    let mut violations = Violations::default();
+    let v = &mut violations;
+    // The typed fields are checked before the free-form ones: the answer lists them in
+    // this order and names the first.
+    let timestamp = v.check("timestamp", event_time(event.timestamp.as_ref()));
+    let organization_id = v.check("organization_id", OrgId::parse(&event.organization_id));
+    let action = v.check("action", Action::parse(&event.action));
+    let outcome = v.check("result", Outcome::parse(&event.result));
+    let ip = v.check("ip", ip_address(&event.ip));
+    let details_json = v.check("details", details_as_json(event.details));
     let id = if event.id.is_empty() { uuid::Uuid::now_v7().to_string() } else { event.id };
-    check("id", bounded_printable(&id, MAX_ID_LEN));
-    let timestamp = match event.timestamp.as_ref().map(UnixNanos::from_timestamp) {
-        None => Err("is required".to_owned()),
-        Some(Some(ts)) if (EARLIEST_EVENT_NANOS..LATEST_EVENT_NANOS).contains(&ts.get()) => Ok(ts),
-        Some(_) => Err("must lie between 1970-01-01T00:00:00Z and 2200-01-01T00:00:00Z".to_owned()),
-    };
-    let organization_id = OrgId::parse(&event.organization_id);
-    let action = Action::parse(&event.action);
-    let outcome = Outcome::parse(&event.result);
     let actor = event.actor.unwrap_or_default();
     let target = event.target.unwrap_or_default();
-    check("actor.type", bounded_printable(&actor.r#type, MAX_REF_LEN));
-    check("actor.id", bounded_printable(&actor.id, MAX_REF_LEN));
-    check("target.type", bounded_printable(&target.r#type, MAX_REF_LEN));
-    check("target.id", bounded_printable(&target.id, MAX_REF_LEN));
-    let ip = match event.ip.as_str() {
-        "" => Ok(None),
-        raw => raw.parse::<IpAddr>().map(Some).map_err(|_| "must be an IPv4 or IPv6 address".to_owned()),
-    };
-    check(
-        "user_agent",
-        if event.user_agent.len() > MAX_USER_AGENT_LEN || event.user_agent.chars().any(char::is_control) {
-            Err(format!("must be at most {MAX_USER_AGENT_LEN} bytes without control characters"))
-        } else {
-            Ok(())
-        },
-    );
-    let details_json = match event.details {
-        None => Ok(None),
-        Some(details) if shape_of(&details).0 > MAX_DETAILS_DEPTH => {
-            Err(format!("is nested deeper than {MAX_DETAILS_DEPTH} levels"))
-        }
-        Some(details) if shape_of(&details).1 > MAX_DETAILS_VALUES => {
-            Err(format!("holds more than {MAX_DETAILS_VALUES} JSON values"))
-        }
-        Some(details) => match serde_json::to_string(&details) {
-            Ok(json) if json.len() <= MAX_DETAILS_BYTES => Ok(Some(json)),
-            Ok(_) => Err(format!("must be at most {MAX_DETAILS_BYTES} bytes as JSON")),
-            Err(e) => Err(format!("is not representable as JSON: {e}")),
-        },
-    };
+    v.check("id", bounded_printable(&id, MAX_ID_LEN));
+    v.check("actor.type", bounded_printable(&actor.r#type, MAX_REF_LEN));
+    v.check("actor.id", bounded_printable(&actor.id, MAX_REF_LEN));
+    v.check("target.type", bounded_printable(&target.r#type, MAX_REF_LEN));
+    v.check("target.id", bounded_printable(&target.id, MAX_REF_LEN));
+    v.check("user_agent", user_agent(&event.user_agent));
     match (timestamp, organization_id, action, outcome, ip, details_json) {
-        (Ok(timestamp), Ok(organization_id), Ok(action), Ok(outcome), Ok(ip), Ok(details_json))
-            if errors.is_empty() =>
+        (Some(timestamp), Some(organization_id), Some(action), Some(outcome), Some(ip), Some(details_json))
+            if violations.is_empty() =>
         {
             Ok(NewEvent {
                 id,
@@ -270,22 +227,46 @@ fn parse_event(event: pb::AuditEvent) -> Result<NewEvent, Violations> {
                 details_json,
             })
         }
-        (timestamp, organization_id, action, outcome, ip, details_json) => {
-            let mut all = Vec::new();
-            let mut note = |field: &'static str, r: Result<(), String>| {
-                if let Err(e) = r {
-                    all.push((field, e));
-                }
-            };
-            note("timestamp", timestamp.map(drop));
-            note("organization_id", organization_id.map(drop));
-            note("action", action.map(drop));
-            note("result", outcome.map(drop));
-            note("ip", ip.map(drop));
-            note("details", details_json.map(drop));
-            all.extend(errors);
-            Err(all)
+        _ => Err(violations),
+    }
+}
+
+fn event_time(timestamp: Option<&pbjson_types::Timestamp>) -> Result<UnixNanos, String> {
+    match timestamp.map(UnixNanos::from_timestamp) {
+        None => Err("is required".to_owned()),
+        Some(Some(ts)) if (EARLIEST_EVENT_NANOS..LATEST_EVENT_NANOS).contains(&ts.get()) => Ok(ts),
+        Some(_) => Err("must lie between 1970-01-01T00:00:00Z and 2200-01-01T00:00:00Z".to_owned()),
+    }
+}
+
+fn ip_address(raw: &str) -> Result<Option<IpAddr>, String> {
+    match raw {
+        "" => Ok(None),
+        raw => raw.parse::<IpAddr>().map(Some).map_err(|_| "must be an IPv4 or IPv6 address".to_owned()),
+    }
+}
+
+fn user_agent(value: &str) -> Result<(), String> {
+    if value.len() > MAX_USER_AGENT_LEN || value.chars().any(char::is_control) {
+        return Err(format!("must be at most {MAX_USER_AGENT_LEN} bytes without control characters"));
+    }
+    Ok(())
+}
+
+fn details_as_json(details: Option<pbjson_types::Struct>) -> Result<Option<String>, String> {
+    match details {
+        None => Ok(None),
+        Some(details) if shape_of(&details).0 > MAX_DETAILS_DEPTH => {
+            Err(format!("is nested deeper than {MAX_DETAILS_DEPTH} levels"))
         }
+        Some(details) if shape_of(&details).1 > MAX_DETAILS_VALUES => {
+            Err(format!("holds more than {MAX_DETAILS_VALUES} JSON values"))
+        }
+        Some(details) => match serde_json::to_string(&details) {
+            Ok(json) if json.len() <= MAX_DETAILS_BYTES => Ok(Some(json)),
+            Ok(_) => Err(format!("must be at most {MAX_DETAILS_BYTES} bytes as JSON")),
+            Err(e) => Err(format!("is not representable as JSON: {e}")),
+        },
     }
 }
 

@@ -2,7 +2,7 @@
 
 use super::event::OrgId;
 use super::time::{TimeRange, timestamp_nanos};
-use crate::error::{Error, FieldViolation};
+use crate::error::{Error, Violations};
 use crate::proto::audit as pb;
 
 /// A summary request as the caller sent it, before tenancy is applied.
@@ -37,50 +37,29 @@ impl TryFrom<pb::GetEventsSummaryRequest> for SummaryRequest {
     type Error = Error;
 
     fn try_from(request: pb::GetEventsSummaryRequest) -> Result<Self, Error> {
-        let mut violations = Vec::new();
-        let mut instant = |field: &str, ts: Option<&pbjson_types::Timestamp>| match ts {
-            None => {
-                violations.push(FieldViolation::new(field, "is required (RFC 3339, e.g. 2026-01-05T00:00:00Z)"));
-                None
-            }
-            Some(ts) => {
-                let nanos = timestamp_nanos(ts);
-                if nanos.is_none() {
-                    violations.push(FieldViolation::new(field, "is not a valid timestamp"));
-                }
-                nanos
-            }
-        };
-        let start = instant("start_time", request.start_time.as_ref());
-        let end = instant("end_time", request.end_time.as_ref());
+        let mut violations = Violations::default();
+        let start = violations.check("start_time", instant(request.start_time.as_ref()));
+        let end = violations.check("end_time", instant(request.end_time.as_ref()));
         let organization_id = match request.organization_id.as_str() {
             // proto3 cannot tell an empty string from an absent field; both mean "not given".
             "" => None,
-            raw => match OrgId::parse(raw) {
-                Ok(org) => Some(org),
-                Err(description) => {
-                    violations.push(FieldViolation::new("organization_id", description));
-                    None
-                }
-            },
+            raw => violations.check("organization_id", OrgId::parse(raw)),
         };
         let range = match (start, end) {
-            (Some(start), Some(end)) => match TimeRange::new(start, end) {
-                Some(range) => Some(range),
-                None => {
-                    violations.push(FieldViolation::new("end_time", "must be after start_time"));
-                    None
-                }
-            },
+            (Some(start), Some(end)) => violations
+                .check("end_time", TimeRange::new(start, end).ok_or_else(|| "must be after start_time".to_owned())),
             _ => None,
         };
         match range {
             Some(range) if violations.is_empty() => Ok(Self { range, organization_id }),
-            _ => {
-                let first = &violations[0];
-                let message = format!("{} {}", first.field, first.description);
-                Err(Error::InvalidArgument { message, violations })
-            }
+            // Every way to lack a range noted a violation.
+            _ => Err(violations.into_error()),
         }
     }
+}
+
+/// One end of the range, in nanoseconds since the epoch.
+fn instant(ts: Option<&pbjson_types::Timestamp>) -> Result<i128, String> {
+    let ts = ts.ok_or("is required (RFC 3339, e.g. 2026-01-05T00:00:00Z)")?;
+    timestamp_nanos(ts).ok_or_else(|| "is not a valid timestamp".to_owned())
 }

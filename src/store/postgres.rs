@@ -18,7 +18,7 @@ use tokio::task::AbortHandle;
 use super::rollup;
 use super::sql::ANY_EVENT;
 use super::{AppendOutcome, EventStore, StoreError, StoreSettings, counts_of};
-use crate::domain::{ActionCount, EventBatch, NewEvent, OrgScope, Outcome, SummaryQuery};
+use crate::domain::{ActionCount, EventBatch, NewEvent, Outcome, SummaryQuery};
 use sql::*;
 
 // sqlx 0.9's PostgreSQL migrator holds `pg_advisory_lock` (a key derived from the
@@ -41,7 +41,7 @@ const STARTUP_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct PostgresStore {
     pool: PgPool,
     partition_upkeep: AbortHandle,
-    /// Off only to measure what the rollups cost (see `store::open_for_benchmark`).
+    /// Off only in the store benchmark, to measure what the rollups cost.
     maintain_rollups: bool,
 }
 
@@ -104,6 +104,7 @@ impl PostgresStore {
 
     /// A store that does not maintain rollups: its summaries are wrong. Exists
     /// only so the benchmark can measure what maintaining them costs.
+    #[cfg(feature = "testing")]
     pub fn without_rollups(mut self) -> Self {
         self.maintain_rollups = false;
         self
@@ -254,18 +255,6 @@ impl EventStore for PostgresStore {
         };
         let mut conn = self.connection().await?;
         counts_of(sql.build().fetch_all(&mut *conn).await?)
-    }
-
-    async fn summarize_raw(&self, query: &SummaryQuery) -> Result<Vec<ActionCount>, StoreError> {
-        let (start, end) = query.range.clamped_nanos();
-        let mut conn = self.connection().await?;
-        let rows = match &query.scope {
-            OrgScope::One(org) => {
-                sqlx::query(NAIVE_ONE_ORG).bind(org.as_str()).bind(start).bind(end).fetch_all(&mut *conn).await?
-            }
-            OrgScope::All => sqlx::query(NAIVE_ALL_ORGS).bind(start).bind(end).fetch_all(&mut *conn).await?,
-        };
-        counts_of(rows)
     }
 
     async fn rebuild_rollups(&self) -> Result<(), StoreError> {

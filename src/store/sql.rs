@@ -30,21 +30,18 @@ pub struct Dialect {
 
 /// Defines, in the calling module, the shared statements in one dialect's
 /// spelling, and `DIALECT` holding them:
-/// - `params`: the first three numbered parameters (`?1` or `$1`, ...);
+/// - `param1`: the first numbered parameter (`?1` or `$1`);
 /// - `sum`: what follows `SUM(..)` to read it back as a 64-bit integer;
 /// - `failures`: the aggregate counting the failed events of a group.
+// Laid out by hand: rustfmt puts each `concat!` piece on a line of its own and
+// misindents the nested invocations.
+#[rustfmt::skip]
 macro_rules! dialect_sql {
-    (params: [$p1:literal, $p2:literal, $p3:literal], sum: $sum:literal, failures: $failures:literal $(,)?) => {
+    (param1: $p1:literal, sum: $sum:literal, failures: $failures:literal $(,)?) => {
         pub const SUMMARY_HEAD: &str =
             concat!("SELECT action, SUM(n)", $sum, " AS count, SUM(f)", $sum, " AS failure_count FROM (");
-        pub const SUMMARY_RAW_ORG: &str = $crate::store::sql::dialect_sql!(@raw $failures, "n", "f", "organization_id = ");
-        pub const SUMMARY_RAW_ALL: &str = $crate::store::sql::dialect_sql!(@raw $failures, "n", "f", "occurred_at_ns >= ");
-
-        /// The naive count the rollups must always equal.
-        pub const NAIVE_ONE_ORG: &str = $crate::store::sql::dialect_sql!(@raw $failures, "count", "failure_count",
-            "organization_id = ", $p1, " AND occurred_at_ns >= ", $p2, " AND occurred_at_ns < ", $p3, " GROUP BY action");
-        pub const NAIVE_ALL_ORGS: &str = $crate::store::sql::dialect_sql!(@raw $failures, "count", "failure_count",
-            "occurred_at_ns >= ", $p1, " AND occurred_at_ns < ", $p2, " GROUP BY action");
+        pub const SUMMARY_RAW_ORG: &str = $crate::store::sql::dialect_sql!(@raw $failures, "organization_id = ");
+        pub const SUMMARY_RAW_ALL: &str = $crate::store::sql::dialect_sql!(@raw $failures, "occurred_at_ns >= ");
 
         pub const REBUILD_ORG_ROLLUPS: &str =
             $crate::store::sql::dialect_sql!(@rebuild $p1, $failures, "organization_id", "1, 3, 4");
@@ -58,10 +55,10 @@ macro_rules! dialect_sql {
             rebuild_platform_rollups: REBUILD_PLATFORM_ROLLUPS,
         };
     };
-    // Counts per action of the events matching a condition (more literals to concatenate).
-    (@raw $failures:literal, $count:literal, $failed:literal, $($condition:literal),+) => {
-        concat!("SELECT action, COUNT(*) AS ", $count, ", ", $failures, " AS ", $failed,
-            " FROM audit_events WHERE ", $($condition),+)
+    // Counts per action of the events matching a condition, whose value
+    // `rollup::summary_statement` binds next.
+    (@raw $failures:literal, $condition:literal) => {
+        concat!("SELECT action, COUNT(*) AS n, ", $failures, " AS f FROM audit_events WHERE ", $condition)
     };
     // Rollups of one series (a column or a constant) recomputed from the events, for the
     // width bound to the first parameter. Events lie at or after 1970, so integer

@@ -14,7 +14,7 @@ use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 use super::rollup;
 use super::sql::ANY_EVENT;
 use super::{AppendOutcome, EventStore, StoreError, counts_of};
-use crate::domain::{ActionCount, EventBatch, NewEvent, OrgScope, Outcome, SummaryQuery};
+use crate::domain::{ActionCount, EventBatch, NewEvent, Outcome, SummaryQuery};
 use sql::*;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -53,7 +53,7 @@ async fn recorded_migrations(pool: &SqlitePool) -> anyhow::Result<i64> {
 pub struct SqliteStore {
     writer: SqlitePool,
     readers: SqlitePool,
-    /// Off only to measure what the rollups cost (see `store::open_for_benchmark`).
+    /// Off only in the store benchmark, to measure what the rollups cost.
     maintain_rollups: bool,
 }
 
@@ -83,6 +83,7 @@ impl SqliteStore {
 
     /// A store that does not maintain rollups: its summaries are wrong. Exists
     /// only so the benchmark can measure what maintaining them costs.
+    #[cfg(feature = "testing")]
     pub fn without_rollups(mut self) -> Self {
         self.maintain_rollups = false;
         self
@@ -159,17 +160,6 @@ impl EventStore for SqliteStore {
             return Ok(Vec::new());
         };
         counts_of(sql.build().fetch_all(&self.readers).await?)
-    }
-
-    async fn summarize_raw(&self, query: &SummaryQuery) -> Result<Vec<ActionCount>, StoreError> {
-        let (start, end) = query.range.clamped_nanos();
-        let rows = match &query.scope {
-            OrgScope::One(org) => {
-                sqlx::query(NAIVE_ONE_ORG).bind(org.as_str()).bind(start).bind(end).fetch_all(&self.readers).await?
-            }
-            OrgScope::All => sqlx::query(NAIVE_ALL_ORGS).bind(start).bind(end).fetch_all(&self.readers).await?,
-        };
-        counts_of(rows)
     }
 
     async fn rebuild_rollups(&self) -> Result<(), StoreError> {

@@ -54,12 +54,6 @@ const SUMMARIZE: Call = Call {
     table: Some("audit_rollups"),
     function: "EventStore::summarize",
 };
-const SUMMARIZE_RAW: Call = Call {
-    name: "SELECT audit_events",
-    operation: "SELECT",
-    table: Some("audit_events"),
-    function: "EventStore::summarize_raw",
-};
 const REBUILD_ROLLUPS: Call = Call {
     name: "INSERT audit_rollups",
     operation: "INSERT",
@@ -127,10 +121,6 @@ impl EventStore for InstrumentedStore {
 
     async fn summarize(&self, query: &SummaryQuery) -> Result<Vec<ActionCount>, StoreError> {
         traced(self.span(&SUMMARIZE), self.inner.summarize(query)).await
-    }
-
-    async fn summarize_raw(&self, query: &SummaryQuery) -> Result<Vec<ActionCount>, StoreError> {
-        traced(self.span(&SUMMARIZE_RAW), self.inner.summarize_raw(query)).await
     }
 
     async fn rebuild_rollups(&self) -> Result<(), StoreError> {

@@ -3,6 +3,8 @@
 //! per test, when AUDIT_TEST_POSTGRES_URL is set). Without the variable the
 //! PostgreSQL tests are listed as ignored, with the reason; under CI they fail.
 
+#[path = "../common/naive_summary.rs"]
+mod naive_summary;
 #[path = "../common/postgres.rs"]
 mod pg;
 mod support;

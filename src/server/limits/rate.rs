@@ -72,7 +72,7 @@ impl Limiters {
                 limiter.shrink_to_fit();
             }
         }
-        let key = (principal.subject.clone(), principal.org_id.clone().unwrap_or_else(|| "*".to_owned()));
+        let key = (principal.subject.clone(), principal.org_id.as_ref().map_or("*", |org| org.as_str()).to_owned());
         match limiter.check_key(&key) {
             Ok(()) => None,
             Err(not_until) => Some(not_until.wait_time_from(DefaultClock::default().now())),

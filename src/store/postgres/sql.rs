@@ -28,7 +28,7 @@ pub const UPSERT_ROLLUPS: &str = "INSERT INTO audit_rollups \
      failure_count = audit_rollups.failure_count + EXCLUDED.failure_count";
 
 crate::store::sql::dialect_sql! {
-    params: ["$1", "$2", "$3"],
+    param1: "$1",
     // SUM(bigint) is numeric in PostgreSQL: cast back, the counts fit in 64 bits.
     sum: "::bigint",
     failures: "COUNT(*) FILTER (WHERE failed)",

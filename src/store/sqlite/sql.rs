@@ -14,7 +14,7 @@ pub const UPSERT_ROLLUPS_TAIL: &str = " ON CONFLICT (series, width_s, bucket_sta
 pub const ROLLUP_ROWS_PER_STATEMENT: usize = 32_766 / 6;
 
 crate::store::sql::dialect_sql! {
-    params: ["?1", "?2", "?3"],
+    param1: "?1",
     sum: "",
     // `failed` is an INTEGER, 0 or 1.
     failures: "SUM(failed)",
