@@ -34,7 +34,6 @@ use crate::store::{self, DynStore};
 
 pub use limits::{LimitArgs, Limits, RateLimits};
 pub use stack::HttpService;
-pub(crate) use stack::Protocol;
 
 /// The sockets a server answers on, bound by the caller ("bind first, pass the
 /// listener in"): tests bind port 0, `main` binds the configured addresses.

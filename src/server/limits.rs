@@ -23,8 +23,8 @@ use http::{HeaderValue, Request, Response, header};
 use tokio::sync::Semaphore;
 use tower::{Layer, Service, ServiceExt};
 
-use super::stack::Protocol;
 use crate::error::Error;
+use crate::wire::Protocol;
 
 pub const DEFAULT_MAX_URI_BYTES: usize = 8 * 1024;
 pub const DEFAULT_MAX_HEADER_BYTES: usize = 16 * 1024;

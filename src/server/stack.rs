@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
-use http::{HeaderValue, Method, Request, Response, header};
+use http::{Method, Request, Response};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use tower::{Layer, Service, ServiceBuilder, ServiceExt};
@@ -22,34 +22,7 @@ use super::probes;
 use crate::error::Error;
 use crate::metrics::Metrics;
 use crate::rest::{GrpcService, RestGateway};
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Protocol {
-    Grpc,
-    GrpcWeb,
-    Rest,
-}
-
-impl Protocol {
-    pub(crate) fn of<B>(request: &Request<B>) -> Self {
-        let content_type = request.headers().get(header::CONTENT_TYPE).map(HeaderValue::as_bytes).unwrap_or_default();
-        if content_type.starts_with(b"application/grpc-web") {
-            Self::GrpcWeb
-        } else if content_type.starts_with(b"application/grpc") {
-            Self::Grpc
-        } else {
-            Self::Rest
-        }
-    }
-
-    pub(crate) fn name(self) -> &'static str {
-        match self {
-            Self::Grpc => "grpc",
-            Self::GrpcWeb => "grpc-web",
-            Self::Rest => "rest",
-        }
-    }
-}
+use crate::wire::Protocol;
 
 /// The parts the stack is built from.
 pub struct Parts {
@@ -78,9 +51,6 @@ pub fn build_stack(parts: Parts) -> anyhow::Result<HttpService> {
     // this one value, so no path can skip authentication.
     let grpc: GrpcService = tower::util::BoxCloneSyncService::new(
         ServiceBuilder::new()
-            // Notes the status every call ends with, whichever protocol adapter
-            // made it, for the request's span, metrics and log line.
-            .layer(crate::telemetry::RpcStatusLayer)
             // Authenticates and authorizes from the headers alone, before any
             // body byte is read; inside the protocol adapters so that it sees
             // plain gRPC requests whatever the client spoke.

@@ -19,10 +19,6 @@ pub fn status_into_body(response: Response<tonic::body::Body>) -> Response<tonic
     let Ok(frame) = web::trailers_frame(status) else { return response };
     let body = Encoding::of(response.headers()).encode(frame);
     let (mut parts, _empty) = response.into_parts();
-    // The status leaves the headers: keep it readable for the request's telemetry.
-    if let Some(code) = parts.headers.get("grpc-status").and_then(|v| v.to_str().ok()?.parse().ok()) {
-        parts.extensions.insert(crate::telemetry::GrpcStatusCode(code));
-    }
     for name in STATUS_HEADERS {
         parts.headers.remove(name);
     }
