@@ -12,6 +12,7 @@ use tonic::Code;
 use tonic_types::{ErrorDetails, StatusExt};
 
 pub use self::violations::Violations;
+use crate::wire::status::GrpcCode;
 
 /// Domain of the `google.rpc.ErrorInfo` details the service attaches.
 pub const ERROR_DOMAIN: &str = "audit.avnology.com";
@@ -218,6 +219,8 @@ fn http_answer(status: &tonic::Status, http_status: StatusCode) -> Response<Byte
     });
     let mut response = Response::new(Bytes::from(body.to_string()));
     *response.status_mut() = http_status;
+    // The code the body names, for the request's telemetry.
+    response.extensions_mut().insert(GrpcCode(status.code()));
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     match status.code() {

@@ -34,7 +34,6 @@ use crate::service::AuditService;
 use crate::store::{self, DynStore};
 
 pub use stack::HttpService;
-pub(crate) use stack::Protocol;
 
 /// The sockets a server answers on, bound by the caller ("bind first, pass the
 /// listener in"): tests bind port 0, `main` binds the configured addresses.
@@ -116,7 +115,6 @@ pub async fn build(config: Config, listeners: impl Into<Listeners>) -> anyhow::R
         cors,
         max_request_bytes: config.max_request_bytes,
         methods,
-        rest_descriptors: pool,
         limits: config.limits.clone(),
         web: crate::web::Web::new(config.demo_token.clone()),
         metrics: metrics.clone(),

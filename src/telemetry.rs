@@ -23,7 +23,7 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
-pub use request::{GrpcStatusCode, RpcStatusLayer, TelemetryLayer, record_organization};
+pub use request::{TelemetryLayer, record_organization};
 pub use store::instrument_store;
 
 const DEFAULT_SERVICE_NAME: &str = "audit-service";

@@ -3,10 +3,12 @@
 
 use std::convert::Infallible;
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Request, Response, header};
 use http_body_util::BodyExt;
 use tower::ServiceExt;
+
+use crate::wire::frame::{self, NotOneFrame};
 
 /// The gRPC stack as REST and gRPC-web see it.
 pub type GrpcService =
@@ -37,12 +39,10 @@ pub async fn unary(
     principal: Option<crate::auth::Principal>,
     message: Vec<u8>,
 ) -> Result<Bytes, tonic::Status> {
-    let mut frame = BytesMut::with_capacity(5 + message.len());
-    frame.put_u8(0);
-    frame.put_u32(u32::try_from(message.len()).map_err(|_| tonic::Status::resource_exhausted("request too large"))?);
-    frame.put_slice(&message);
+    let frame = frame::encode(frame::MESSAGE, &message)
+        .map_err(|frame::TooLong| tonic::Status::resource_exhausted("request too large"))?;
 
-    let mut request = Request::new(tonic::body::Body::new(http_body_util::Full::new(frame.freeze())));
+    let mut request = Request::new(tonic::body::Body::new(http_body_util::Full::new(frame)));
     *request.method_mut() = http::Method::POST;
     *request.uri_mut() = path.parse().map_err(|_| tonic::Status::internal("bad route path"))?;
     *request.version_mut() = http::Version::HTTP_2;
@@ -69,21 +69,20 @@ pub async fn unary(
         tonic::Status::internal("internal error")
     })?;
     let trailers = collected.trailers().cloned().unwrap_or_default();
-    let mut data = collected.to_bytes();
+    let data = collected.to_bytes();
     match tonic::Status::from_header_map(&trailers) {
         Some(status) if status.code() != tonic::Code::Ok => return Err(status),
         Some(_) => {}
         None => return Err(tonic::Status::internal("internal error")),
     }
-    if data.len() < 5 || data[0] != 0 {
-        tracing::error!(len = data.len(), "in-process grpc reply is not one uncompressed frame");
-        return Err(tonic::Status::internal("internal error"));
-    }
-    data.advance(1);
-    let len = data.get_u32() as usize;
-    if data.len() != len {
-        tracing::error!(expected = len, got = data.len(), "in-process grpc reply frame length mismatch");
-        return Err(tonic::Status::internal("internal error"));
-    }
-    Ok(data)
+    let len = data.len();
+    frame::single(frame::MESSAGE, data).map_err(|error| {
+        match error {
+            NotOneFrame::Prefix => tracing::error!(len, "in-process grpc reply is not one uncompressed frame"),
+            NotOneFrame::Length { declared, got } => {
+                tracing::error!(expected = declared, got, "in-process grpc reply frame length mismatch");
+            }
+        }
+        tonic::Status::internal("internal error")
+    })
 }

@@ -23,9 +23,9 @@ use http::{HeaderValue, Request, Response, header};
 use tokio::sync::Semaphore;
 use tower::{Layer, Service, ServiceExt};
 
-use super::stack::Protocol;
 use crate::config::Limits;
 use crate::error::Error;
+use crate::wire::Protocol;
 
 /// Paths that orchestrators poll: shedding them under load would get a busy but
 /// healthy process restarted, which makes the overload worse.

@@ -7,7 +7,7 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
-use http::{HeaderValue, Method, Request, Response, header};
+use http::{Method, Request, Response};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use tower::{Layer, Service, ServiceBuilder, ServiceExt};
@@ -23,34 +23,7 @@ use crate::error::Error;
 use crate::methods::MethodTable;
 use crate::metrics::Metrics;
 use crate::rest::{GrpcService, RestGateway};
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Protocol {
-    Grpc,
-    GrpcWeb,
-    Rest,
-}
-
-impl Protocol {
-    pub(crate) fn of<B>(request: &Request<B>) -> Self {
-        let content_type = request.headers().get(header::CONTENT_TYPE).map(HeaderValue::as_bytes).unwrap_or_default();
-        if content_type.starts_with(b"application/grpc-web") {
-            Self::GrpcWeb
-        } else if content_type.starts_with(b"application/grpc") {
-            Self::Grpc
-        } else {
-            Self::Rest
-        }
-    }
-
-    pub(crate) fn name(self) -> &'static str {
-        match self {
-            Self::Grpc => "grpc",
-            Self::GrpcWeb => "grpc-web",
-            Self::Rest => "rest",
-        }
-    }
-}
+use crate::wire::Protocol;
 
 /// The parts the stack is built from.
 pub struct Parts {
@@ -61,8 +34,6 @@ pub struct Parts {
     pub max_request_bytes: usize,
     /// Every RPC served, read from the descriptors once.
     pub methods: MethodTable,
-    /// The descriptors the telemetry layer names RPCs from.
-    pub rest_descriptors: prost_reflect::DescriptorPool,
     pub limits: Limits,
     /// The browser dashboard's pages, beside the probes.
     pub web: crate::web::Web,
@@ -82,9 +53,6 @@ pub fn build_stack(parts: Parts) -> anyhow::Result<HttpService> {
     // this one value, so no path can skip authentication.
     let grpc: GrpcService = tower::util::BoxCloneSyncService::new(
         ServiceBuilder::new()
-            // Notes the status every call ends with, whichever protocol adapter
-            // made it, for the request's span, metrics and log line.
-            .layer(crate::telemetry::RpcStatusLayer)
             // Authenticates and authorizes from the headers alone, before any
             // body byte is read; inside the protocol adapters so that it sees
             // plain gRPC requests whatever the client spoke.
@@ -106,8 +74,7 @@ pub fn build_stack(parts: Parts) -> anyhow::Result<HttpService> {
         tracing::debug!(%method, template, "rest route");
     }
     let openapi = crate::openapi::document_json(&rest);
-    let telemetry =
-        crate::telemetry::TelemetryLayer::new(parts.metrics.clone(), &parts.rest_descriptors, rest.clone())?;
+    let telemetry = crate::telemetry::TelemetryLayer::new(parts.metrics.clone(), &parts.methods, rest.clone());
     let dispatch = Dispatch {
         inner: Arc::new(DispatchInner {
             grpc,

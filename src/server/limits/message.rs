@@ -20,9 +20,7 @@ use tower::{Layer, Service};
 
 use crate::error::Error;
 use crate::methods::MethodTable;
-
-/// gRPC length-prefixed message: 1 flag byte and a 4-byte big-endian length.
-const PREFIX: usize = 5;
+use crate::wire::frame::{self, Deframer, PREFIX_LEN, Piece, Prefix};
 
 #[derive(Clone)]
 pub struct MessageLimitLayer {
@@ -105,23 +103,27 @@ where
         };
         let Ok(data) = frame.into_data() else { continue };
         read.extend_from_slice(&data);
-        if declared.is_none() && read.len() >= PREFIX {
-            match read[0] {
-                0 => {}
-                1 => return Err(Error::invalid("body", "holds a compressed message, but no compression is offered")),
+        if declared.is_none()
+            && let Some(prefix) = Prefix::read(&read)
+        {
+            match prefix.flag {
+                frame::MESSAGE => {}
+                frame::COMPRESSED => {
+                    return Err(Error::invalid("body", "holds a compressed message, but no compression is offered"));
+                }
                 _ => return Err(Error::invalid("body", "is not gRPC message framing")),
             }
-            let length = u32::from_be_bytes([read[1], read[2], read[3], read[4]]) as usize;
+            let length = prefix.len as usize;
             if length > max {
                 return Err(Error::TooLarge(format!(
                     "request message of {length} bytes exceeds the limit of {max} bytes"
                 )));
             }
-            read.reserve(length.saturating_sub(read.len() - PREFIX));
+            read.reserve(length.saturating_sub(read.len() - PREFIX_LEN));
             declared = Some(length);
         }
         if let Some(length) = declared
-            && read.len() > PREFIX + length
+            && read.len() > PREFIX_LEN + length
         {
             return Err(Error::invalid("body", "holds more than one message; this method takes one"));
         }
@@ -129,9 +131,10 @@ where
     match declared {
         None if read.is_empty() => Err(Error::invalid("body", "holds no message; this method takes one")),
         None => Err(Error::invalid("body", "ends inside a message header")),
-        Some(length) if read.len() < PREFIX + length => {
-            Err(Error::invalid("body", format!("ends after {} of the message's {length} bytes", read.len() - PREFIX)))
-        }
+        Some(length) if read.len() < PREFIX_LEN + length => Err(Error::invalid(
+            "body",
+            format!("ends after {} of the message's {length} bytes", read.len() - PREFIX_LEN),
+        )),
         Some(_) => Ok(read.freeze()),
     }
 }
@@ -140,44 +143,27 @@ where
 pub struct FrameGuard<B> {
     inner: B,
     max_message_bytes: usize,
-    /// Bytes of the current frame's prefix seen so far.
-    prefix: [u8; PREFIX],
-    prefix_len: usize,
-    /// Payload bytes of the current frame still to come.
-    payload_left: u64,
+    frames: Deframer,
     failed: bool,
 }
 
 impl<B> FrameGuard<B> {
     pub fn new(inner: B, max_message_bytes: usize) -> Self {
-        Self { inner, max_message_bytes, prefix: [0; PREFIX], prefix_len: 0, payload_left: 0, failed: false }
+        Self { inner, max_message_bytes, frames: Deframer::default(), failed: false }
     }
 
     /// Follows `chunk` through the frame structure; the error when a frame
     /// declares more than the limit.
     pub fn inspect(&mut self, mut chunk: &[u8]) -> Result<(), tonic::Status> {
-        while !chunk.is_empty() {
-            if self.payload_left > 0 {
-                let take = usize::try_from(self.payload_left).unwrap_or(usize::MAX).min(chunk.len());
-                self.payload_left -= take as u64;
-                chunk = &chunk[take..];
-                continue;
-            }
-            let take = (PREFIX - self.prefix_len).min(chunk.len());
-            self.prefix[self.prefix_len..self.prefix_len + take].copy_from_slice(&chunk[..take]);
-            self.prefix_len += take;
-            chunk = &chunk[take..];
-            if self.prefix_len == PREFIX {
-                self.prefix_len = 0;
-                let declared = u32::from_be_bytes([self.prefix[1], self.prefix[2], self.prefix[3], self.prefix[4]]);
-                if declared as usize > self.max_message_bytes {
-                    return Err(Error::TooLarge(format!(
-                        "request message of {declared} bytes exceeds the limit of {} bytes",
-                        self.max_message_bytes
-                    ))
-                    .to_status());
-                }
-                self.payload_left = u64::from(declared);
+        while let Some(piece) = self.frames.next(&mut chunk) {
+            if let Piece::Prefix(Prefix { len: declared, .. }) = piece
+                && declared as usize > self.max_message_bytes
+            {
+                return Err(Error::TooLarge(format!(
+                    "request message of {declared} bytes exceeds the limit of {} bytes",
+                    self.max_message_bytes
+                ))
+                .to_status());
             }
         }
         Ok(())
@@ -225,10 +211,7 @@ mod tests {
     use super::*;
 
     fn frame(len: u32) -> Vec<u8> {
-        let mut out = vec![0];
-        out.extend_from_slice(&len.to_be_bytes());
-        out.extend(std::iter::repeat_n(7, len as usize));
-        out
+        frame::encode(frame::MESSAGE, &vec![7; len as usize]).unwrap().to_vec()
     }
 
     #[test]
@@ -240,7 +223,7 @@ mod tests {
             let mut guard = FrameGuard::new((), 100);
             assert!(guard.inspect(&stream[..split]).is_ok());
             assert!(guard.inspect(&stream[split..]).is_ok());
-            assert_eq!((guard.prefix_len, guard.payload_left), (0, 0));
+            assert!(guard.frames.at_boundary());
         }
         let mut over = frame(3);
         over.extend_from_slice(&[0, 0, 0, 0, 101]);
