@@ -9,7 +9,8 @@ use tokio::sync::mpsc;
 
 use audit_service::proto::audit::{self as pb, audit_service_client::AuditServiceClient};
 
-use crate::support::{SECRET, authed, event, stored_events, writer};
+use crate::fixtures::event;
+use crate::server::{SECRET, authed, stored_events, writer};
 
 const BATCH: usize = 200;
 const WRITERS: usize = 4;

@@ -4,8 +4,9 @@
 use audit_service::proto::audit as pb;
 use tonic_types::StatusExt;
 
-use crate::support::grpc_web::{self, Mode};
-use crate::support::{TestServer, authed, http1, reader, rest_summary, ts};
+use crate::fixtures::ts;
+use crate::grpc_web::{self, Mode};
+use crate::server::{TestServer, authed, http1, reader, rest_summary};
 
 const START: &str = "start_time=2026-03-02T00:00:00Z";
 const END: &str = "end_time=2026-03-09T00:00:00Z";

@@ -21,8 +21,10 @@ use tonic::transport::Channel;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
-use crate::support::held::HeldRequest;
-use crate::support::{SECRET, event, http1, stored_events, writer};
+use crate::fixtures::event;
+use crate::grpc_web;
+use crate::held::HeldRequest;
+use crate::server::{SECRET, http1, stored_events, writer};
 
 const PATIENCE: Duration = Duration::from_secs(60);
 
@@ -55,15 +57,6 @@ fn batch(id: &str) -> pb::BatchCreateEventsRequest {
     pb::BatchCreateEventsRequest {
         events: vec![event(id, "org_a", "session.login", "success", "2026-03-02T10:00:00Z")],
     }
-}
-
-/// A gRPC frame of one message.
-fn grpc_frame(message: &impl Message) -> Vec<u8> {
-    let message = message.encode_to_vec();
-    let mut frame = vec![0];
-    frame.extend_from_slice(&(message.len() as u32).to_be_bytes());
-    frame.extend(message);
-    frame
 }
 
 type BodySender = mpsc::Sender<Result<Frame<Bytes>, Infallible>>;
@@ -152,11 +145,11 @@ async fn sigterm_turns_health_not_serving_finishes_in_flight_requests_and_exits_
         addr,
         "/avnology.audit.v1.AuditService/BatchCreateEvents",
         &[("authorization", &token), ("content-type", "application/grpc-web+proto"), ("x-grpc-web", "1")],
-        grpc_frame(&batch("web-in-flight")),
+        grpc_web::frame(&batch("web-in-flight")).to_vec(),
     )
     .await;
     // And native gRPC, half its message sent: `/metrics` shows when the server has it.
-    let grpc_message = grpc_frame(&batch("grpc-in-flight"));
+    let grpc_message = grpc_web::frame(&batch("grpc-in-flight"));
     let (rest_of_body, grpc_reply) = partial_grpc_batch(addr, &grpc_message, grpc_message.len() / 2).await;
     grpc_batch_in_flight(addr).await;
 
