@@ -462,12 +462,3 @@ async fn callers_over_their_rate_get_resource_exhausted_or_429_with_retry_after_
     }
     server.stop().await;
 }
-
-#[tokio::test]
-async fn rate_limits_are_off_by_default_in_the_test_configuration() {
-    let server = TestServer::start().await;
-    for _ in 0..30 {
-        assert_eq!(rest_summary(&http1(), &server.base, WEEK, &reader()).await.status(), 200);
-    }
-    server.stop().await;
-}
