@@ -7,6 +7,8 @@ mod fixtures;
 #[path = "../common/grpc_web.rs"]
 mod grpc_web;
 mod held;
+#[path = "../common/process.rs"]
+mod process;
 #[path = "../common/server.rs"]
 mod server;
 

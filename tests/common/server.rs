@@ -1,6 +1,7 @@
 //! The real server on 127.0.0.1:0 over a fresh SQLite file, the secret it trusts and
 //! the tokens it accepts, and clients for native gRPC, REST over HTTP/1.1 and h2c.
-//! Shared by the api, api_env and telemetry test targets; gRPC-web is grpc_web.rs.
+//! Shared by the api, api_env and telemetry test targets (and the memory benchmark,
+//! for its secret and tokens); gRPC-web is grpc_web.rs.
 
 // Each target uses only part of it.
 #![allow(dead_code)]
