@@ -7,8 +7,7 @@
 //!
 //! cargo bench --bench memory -- [--concurrency 8]
 
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Child, Stdio};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use http_body_util::{BodyExt, Full};
@@ -17,7 +16,14 @@ use prost::Message;
 
 use audit_service::proto::audit as pb;
 
-const SECRET: &str = "memory-bench-secret-that-is-long-enough-0123456";
+#[path = "../tests/common/process.rs"]
+mod process;
+#[path = "../tests/common/server.rs"]
+mod server;
+
+use process::{free_port, peak_rss_kib, wait_ready};
+use server::{SECRET, writer};
+
 const MAX_REQUEST_BYTES: usize = 8 * 1024 * 1024;
 const BATCH_GRPC: &str = "/avnology.audit.v1.AuditService/BatchCreateEvents";
 const BATCH_REST: &str = "/v1/audit/events:batchCreate";
@@ -41,10 +47,6 @@ enum Scenario {
     GrpcWorst,
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 /// The server process, killed however the scenario ends (a failed check panics).
 struct ServerProcess(Child);
 
@@ -56,45 +58,17 @@ impl Drop for ServerProcess {
 }
 
 fn spawn_server(db: &std::path::Path, port: u16, concurrency: usize) -> ServerProcess {
-    let child = Command::new(env!("CARGO_BIN_EXE_audit-service"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .env("AUDIT_DATABASE_URL", format!("sqlite://{}", db.display()))
+    let child = process::serve(db, port)
         .env("AUDIT_JWT_SECRET", SECRET)
         .env("AUDIT_MAX_REQUEST_BYTES", MAX_REQUEST_BYTES.to_string())
         .env("AUDIT_MAX_CONCURRENT_REQUESTS", (concurrency * 2).to_string())
         .env("AUDIT_RATE_LIMIT_WRITE_PER_SEC", "0")
         .env("AUDIT_REQUEST_TIMEOUT_MS", "600000")
         .env("RUST_LOG", "error")
-        .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
         .expect("server binary starts");
     ServerProcess(child)
-}
-
-/// Peak resident set of a process, from the kernel's high-water mark.
-fn peak_rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("process status");
-    let line = status.lines().find(|l| l.starts_with("VmHWM:")).expect("VmHWM");
-    line.split_whitespace().nth(1).and_then(|kib| kib.parse().ok()).expect("VmHWM in kB")
-}
-
-async fn wait_ready(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while Instant::now() < deadline {
-        if let Ok(response) = reqwest::get(format!("http://127.0.0.1:{port}/readyz")).await
-            && response.status() == 200
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("the server did not become ready");
-}
-
-fn writer_token() -> String {
-    audit_service::auth::mint_hs256(SECRET.as_bytes(), "bench", &["audit:write"], None, Duration::from_secs(3600))
-        .unwrap()
 }
 
 fn event_json(index: usize, details: &str) -> String {
@@ -251,7 +225,7 @@ fn main() {
         let body = body_of(scenario);
         let token = match scenario {
             Scenario::RestUnauthenticated | Scenario::GrpcUnauthenticated => None,
-            _ => Some(writer_token()),
+            _ => Some(writer()),
         };
         runtime.block_on(async {
             wait_ready(port).await;
@@ -271,7 +245,7 @@ fn main() {
                 );
             }
         });
-        let peak = peak_rss_kib(server.0.id());
+        let peak = peak_rss_kib(server.0.id()).expect("VmHWM of the server");
         if matches!(scenario, Scenario::Idle) {
             idle_kib = peak;
         }

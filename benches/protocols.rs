@@ -22,6 +22,11 @@ use prost::Message;
 
 use audit_service::proto::audit as pb;
 
+#[path = "../tests/common/process.rs"]
+mod process;
+
+use process::{free_port, peak_rss_kib, wait_ready};
+
 const SUMMARY_GRPC: &str = "/avnology.audit.v1.AuditService/GetEventsSummary";
 const HEALTH_GRPC: &str = "/grpc.health.v1.Health/Check";
 /// Streams per HTTP/2 connection: a client multiplexes, but not without bound.
@@ -111,10 +116,6 @@ fn pinned() -> bool {
     std::env::var("AUDIT_BENCH_CORES").is_ok_and(|c| !c.contains("unpinned"))
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 fn spawn_server(db: &std::path::Path, port: u16) -> Child {
     let mut command = if pinned() {
         let mut c = Command::new("taskset");
@@ -138,13 +139,6 @@ fn spawn_server(db: &std::path::Path, port: u16) -> Child {
         .stderr(Stdio::inherit())
         .spawn()
         .expect("server binary starts")
-}
-
-/// Peak resident set of a process, from the kernel's high-water mark.
-fn peak_rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 fn grpc_frame(message: &impl Message) -> Bytes {
@@ -455,23 +449,6 @@ fn last_days(days: i64) -> (String, String) {
     let start = end - days * 86_400;
     let text = |s: i64| audit_service::rfc3339::format(&pbjson_types::Timestamp { seconds: s, nanos: 0 });
     (text(start), text(end))
-}
-
-async fn wait_ready(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while Instant::now() < deadline {
-        if let Ok(mut stream) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
-            use tokio::io::{AsyncReadExt, AsyncWriteExt};
-            let _ = stream.write_all(b"GET /readyz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").await;
-            let mut answer = Vec::new();
-            let _ = stream.read_to_end(&mut answer).await;
-            if answer.starts_with(b"HTTP/1.1 200") {
-                return;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("the server did not become ready");
 }
 
 /// The read-only, platform-wide token the demo server hands its dashboard.

@@ -12,14 +12,13 @@ use audit_service::config::AuthSettings;
 use audit_service::proto::audit as pb;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use bytes::{BufMut, BytesMut};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use prost::Message;
 use serde_json::{Value, json};
 use tonic::Code;
 
-use crate::support::grpc_web::{self, Mode};
-use crate::support::{SECRET, TestServer, authed, event, http1, http2, reader, stored_events, token, ts, writer};
+use crate::fixtures::{event, ts};
+use crate::grpc_web::{self, Mode};
+use crate::server::{SECRET, TestServer, authed, http1, http2, reader, stored_events, token, writer};
 
 const RANGE: &str = "start_time=2026-03-02T00:00:00Z&end_time=2026-03-09T00:00:00Z";
 const ISSUER: &str = "https://id.example";
@@ -356,17 +355,13 @@ async fn token_in_the_query_string_does_not_authenticate() {
     }
 
     // gRPC has no query string of its own, but nothing stops a client from putting one on the
-    // request path; tonic cannot send it, so the frame is written by hand over h2c.
-    let mut frame = BytesMut::new();
+    // request path; tonic cannot send it, so the request is written by hand over h2c.
     let message = Call::summary_request("");
-    frame.put_u8(0);
-    frame.put_u32(message.encoded_len() as u32);
-    message.encode(&mut frame).unwrap();
     let response = http2()
         .post(format!("{}{SUMMARY_PATH}?access_token={token}", server.base))
         .header("content-type", "application/grpc")
         .header("te", "trailers")
-        .body(frame.freeze())
+        .body(grpc_web::frame(&message))
         .send()
         .await
         .unwrap();

@@ -3,9 +3,8 @@
 use audit_service::proto::audit as pb;
 use tonic_types::StatusExt;
 
-use crate::support::{
-    TestServer, authed, buckets, event, http1, http2, reader, rest_summary, stored_events, token, writer,
-};
+use crate::fixtures::event;
+use crate::server::{TestServer, authed, buckets, http1, http2, reader, rest_summary, stored_events, token, writer};
 
 const DAY: &str = "start_time=2026-03-02T00:00:00Z&end_time=2026-03-03T00:00:00Z";
 

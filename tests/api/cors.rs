@@ -9,7 +9,7 @@ use audit_service::config::{AuthSettings, Config};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::TcpListener;
 
-use crate::support::{SECRET, TestServer, http1, reader};
+use crate::server::{SECRET, TestServer, http1, reader};
 
 const ANY_ORIGIN: &str = "https://any-site.example";
 const SUMMARY_PATH: &str = "/v1/audit/events:summary";

@@ -2,43 +2,22 @@
 //! all there after a restart, and retrying unacknowledged batches never duplicates.
 
 use std::collections::HashSet;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Child;
+use std::time::Duration;
 
 use tokio::sync::mpsc;
 
 use audit_service::proto::audit::{self as pb, audit_service_client::AuditServiceClient};
 
-use crate::support::{SECRET, authed, event, stored_events, writer};
+use crate::fixtures::event;
+use crate::process::{self, free_port};
+use crate::server::{SECRET, authed, stored_events, writer};
 
 const BATCH: usize = 200;
 const WRITERS: usize = 4;
 
 fn spawn_server(db: &std::path::Path, port: u16) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_audit-service"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .env("AUDIT_DATABASE_URL", format!("sqlite://{}", db.display()))
-        .env("AUDIT_JWT_SECRET", SECRET)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("server binary starts")
-}
-
-async fn connect(port: u16) -> AuditServiceClient<tonic::transport::Channel> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        match tonic::transport::Channel::from_shared(format!("http://127.0.0.1:{port}")).unwrap().connect().await {
-            Ok(channel) => return AuditServiceClient::new(channel),
-            Err(_) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(50)).await,
-            Err(e) => panic!("server did not come up: {e}"),
-        }
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    process::serve(db, port).env("AUDIT_JWT_SECRET", SECRET).spawn().expect("server binary starts")
 }
 
 fn batch_of(writer_index: usize, sequence: usize) -> Vec<pb::AuditEvent> {
@@ -69,7 +48,7 @@ async fn acknowledged_events_survive_kill_9_and_retries_do_not_duplicate() {
     for cycle in 0..3 {
         let port = free_port();
         let mut child = spawn_server(&db, port);
-        let client = connect(port).await;
+        let client = AuditServiceClient::new(process::connect(port).await);
         // Retry what the previous process never acknowledged, with the same ids.
         for (writer_index, sequence) in std::mem::take(&mut unacknowledged) {
             let mut c = client.clone();
@@ -127,7 +106,7 @@ async fn acknowledged_events_survive_kill_9_and_retries_do_not_duplicate() {
     // Final restart: retry the last unacknowledged batches, then verify.
     let port = free_port();
     let mut child = spawn_server(&db, port);
-    let mut client = connect(port).await;
+    let mut client = AuditServiceClient::new(process::connect(port).await);
     for (writer_index, sequence) in std::mem::take(&mut unacknowledged) {
         client
             .batch_create_events(authed(

@@ -2,7 +2,15 @@
 //! real SQLite files, and real clients for each of the three protocols. The tests
 //! that need PostgreSQL or other runtimes are in tests/api_env.
 
-mod support;
+#[path = "../common/fixtures.rs"]
+mod fixtures;
+#[path = "../common/grpc_web.rs"]
+mod grpc_web;
+mod held;
+#[path = "../common/process.rs"]
+mod process;
+#[path = "../common/server.rs"]
+mod server;
 
 mod auth;
 mod batch;

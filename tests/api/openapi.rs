@@ -9,7 +9,8 @@ use audit_service::proto::FILE_DESCRIPTOR_SET;
 use prost_reflect::{DescriptorPool, Value};
 use serde_json::Value as Json;
 
-use crate::support::{TestServer, event, http1, reader, rest_summary};
+use crate::fixtures::event;
+use crate::server::{TestServer, http1, reader, rest_summary};
 
 async fn document(server: &TestServer) -> Json {
     let response = http1().get(format!("{}/openapi.json", server.base)).send().await.unwrap();

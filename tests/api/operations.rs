@@ -7,14 +7,14 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, timeout};
 use tonic::Code;
-use tonic::transport::Channel;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
 use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
 use tonic_reflection::pb::v1::{ServerReflectionRequest, ServerReflectionResponse};
 
-use crate::support::{PATIENCE, TestServer, WEEK, authed, http1, http2, reader, rest_summary, week};
+use crate::fixtures::{WEEK, week};
+use crate::server::{PATIENCE, TestServer, authed, http1, http2, reader, rest_summary};
 
 async fn get(client: &reqwest::Client, url: String) -> reqwest::Response {
     client.get(url).send().await.expect("request answered")
@@ -67,13 +67,9 @@ async fn without_an_admin_listener_metrics_stay_on_the_public_port() {
     server.stop().await;
 }
 
-async fn channel(server: &TestServer) -> Channel {
-    Channel::from_shared(server.base.clone()).unwrap().connect().await.expect("grpc connects")
-}
-
 /// A health `Watch` of the audit service, once its first answer (SERVING) is in.
 async fn open_watch(server: &TestServer) -> tonic::Streaming<tonic_health::pb::HealthCheckResponse> {
-    let mut health = HealthClient::new(channel(server).await);
+    let mut health = HealthClient::new(server.channel().await);
     let request = HealthCheckRequest { service: "avnology.audit.v1.AuditService".into() };
     let mut watch = health.watch(request).await.expect("watch opens without a token").into_inner();
     let first = watch.message().await.expect("a first status").expect("the stream is open");
@@ -86,7 +82,7 @@ async fn open_watch(server: &TestServer) -> tonic::Streaming<tonic_health::pb::H
 async fn open_reflection(
     server: &TestServer,
 ) -> (tonic::Streaming<ServerReflectionResponse>, mpsc::Sender<ServerReflectionRequest>) {
-    let mut client = ServerReflectionClient::new(channel(server).await);
+    let mut client = ServerReflectionClient::new(server.channel().await);
     let (sender, receiver) = mpsc::channel(1);
     let list = ServerReflectionRequest {
         host: String::new(),
@@ -141,7 +137,7 @@ async fn open_unauthenticated_streams_count_against_the_concurrency_limit_until_
     assert_eq!(rest_summary(&http1(), &server.base, WEEK, &reader()).await.status(), 503);
     // Probes are not shed, whatever holds the slots.
     assert_eq!(get(&http1(), format!("{}/healthz", server.base)).await.status(), 200);
-    let mut health = HealthClient::new(channel(&server).await);
+    let mut health = HealthClient::new(server.channel().await);
     let check = health.check(HealthCheckRequest { service: String::new() }).await.expect("health check served");
     assert_eq!(check.into_inner().status(), ServingStatus::Serving);
 

@@ -9,7 +9,7 @@ use audit_service::proto::audit as pb;
 use base64::Engine;
 use base64::alphabet::STANDARD;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{Buf, Bytes};
 use prost::Message;
 use prost_reflect::DescriptorPool;
 use prost_reflect::prost_types::FileDescriptorProto;
@@ -23,8 +23,9 @@ use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
 use tonic_reflection::pb::v1::{ServerReflectionRequest, ServerReflectionResponse};
 use tonic_types::StatusExt;
 
-use crate::support::grpc_web::{self, Mode};
-use crate::support::{TestServer, WEEK, authed, event, http1, http2, reader, rest_summary, ts, writer};
+use crate::fixtures::{WEEK, event, ts};
+use crate::grpc_web::{self, Mode};
+use crate::server::{TestServer, authed, http1, http2, reader, rest_summary, writer};
 
 const ALLOWED_ORIGIN: &str = "https://dashboard.example";
 const OTHER_ORIGIN: &str = "https://evil.example";
@@ -47,15 +48,6 @@ fn history(org: &str) -> Vec<pb::AuditEvent> {
         event("h4", org, "user.password.changed", "failure", "2026-03-05T08:00:00Z"),
         event("h5", org, "user.created", "success", "2026-03-10T08:00:00Z"),
     ]
-}
-
-/// One length-prefixed gRPC message frame.
-fn frame(message: &impl Message) -> Bytes {
-    let mut frame = BytesMut::new();
-    frame.put_u8(0);
-    frame.put_u32(message.encoded_len() as u32);
-    message.encode(&mut frame).unwrap();
-    frame.freeze()
 }
 
 /// Splits a binary gRPC-web body into `(flags, payload)` frames.
@@ -83,7 +75,7 @@ fn web_summary(
         .header("x-grpc-web", "1")
         .header("origin", origin)
         .bearer_auth(reader())
-        .body(frame(message))
+        .body(grpc_web::frame(message))
 }
 
 /// The comma-separated values of a header, lowercased.
@@ -100,10 +92,6 @@ fn header_list(response: &reqwest::Response, name: &str) -> BTreeSet<String> {
 
 fn header<'a>(response: &'a reqwest::Response, name: &str) -> Option<&'a str> {
     response.headers().get(name).map(|v| v.to_str().unwrap())
-}
-
-async fn channel(server: &TestServer) -> Channel {
-    Channel::from_shared(server.base.clone()).unwrap().connect().await.unwrap()
 }
 
 #[tokio::test]
@@ -265,7 +253,7 @@ async fn cors_answers_expose_the_grpc_status_headers_to_the_listed_origin() {
 #[tokio::test]
 async fn grpc_health_answers_serving_without_a_token() {
     let server = TestServer::start().await;
-    let mut health = HealthClient::new(channel(&server).await);
+    let mut health = HealthClient::new(server.channel().await);
     for service in ["", "avnology.audit.v1.AuditService"] {
         let reply = health.check(HealthCheckRequest { service: service.into() }).await.unwrap().into_inner();
         assert_eq!(reply.status(), ServingStatus::Serving, "service {service:?}");
@@ -284,7 +272,7 @@ async fn reflect(client: &mut ServerReflectionClient<Channel>, request: MessageR
 }
 
 async fn listed_services(server: &TestServer) -> BTreeSet<String> {
-    let mut client = ServerReflectionClient::new(channel(server).await);
+    let mut client = ServerReflectionClient::new(server.channel().await);
     let MessageResponse::ListServicesResponse(list) =
         reflect(&mut client, MessageRequest::ListServices(String::new())).await
     else {
@@ -294,27 +282,19 @@ async fn listed_services(server: &TestServer) -> BTreeSet<String> {
 }
 
 #[tokio::test]
-async fn grpc_reflection_lists_the_audit_and_reflection_services_without_a_token() {
+async fn grpc_reflection_lists_the_audit_health_and_reflection_services_without_a_token() {
     let server = TestServer::start().await;
     let services = listed_services(&server).await;
-    for wanted in ["avnology.audit.v1.AuditService", "grpc.reflection.v1.ServerReflection"] {
+    for wanted in ["avnology.audit.v1.AuditService", "grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection"] {
         assert!(services.contains(wanted), "{wanted} not listed in {services:?}");
     }
     server.stop().await;
 }
 
 #[tokio::test]
-async fn grpc_reflection_lists_the_health_service() {
-    let server = TestServer::start().await;
-    let services = listed_services(&server).await;
-    assert!(services.contains("grpc.health.v1.Health"), "grpc.health.v1.Health not listed in {services:?}");
-    server.stop().await;
-}
-
-#[tokio::test]
 async fn grpc_reflection_describes_the_audit_service_without_a_token() {
     let server = TestServer::start().await;
-    let mut client = ServerReflectionClient::new(channel(&server).await);
+    let mut client = ServerReflectionClient::new(server.channel().await);
     // What `grpcurl describe` does: the file declaring the symbol, then each import by name
     // until the closure is complete, and a descriptor pool built from them.
     let symbol = MessageRequest::FileContainingSymbol("avnology.audit.v1.AuditService".into());

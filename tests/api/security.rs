@@ -14,8 +14,9 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use prost::Message;
 use tokio::sync::mpsc;
 
-use crate::support::grpc_web::{self, Mode};
-use crate::support::{TestServer, authed, event, http1, http2, stored_events, token, writer};
+use crate::fixtures::event;
+use crate::grpc_web::{self, Mode};
+use crate::server::{TestServer, authed, http1, http2, stored_events, token, writer};
 
 const BATCH_PATH: &str = "/avnology.audit.v1.AuditService/BatchCreateEvents";
 /// Far longer than any answer takes on a loaded machine, far shorter than the

@@ -7,7 +7,7 @@ mod refusal;
 
 use std::time::Duration;
 
-use crate::support::{TestServer, stored_events};
+use crate::server::{TestServer, stored_events};
 use refusal::{HOUR, around_now, assert_refused, grpc_create, login_in, rest_create};
 
 #[tokio::test]

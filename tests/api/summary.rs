@@ -3,8 +3,9 @@
 
 use audit_service::proto::audit as pb;
 
-use crate::support::grpc_web::{self, Mode};
-use crate::support::{TestServer, authed, buckets, event, http1, http2, reader, rest_summary, token, ts};
+use crate::fixtures::{event, ts};
+use crate::grpc_web::{self, Mode};
+use crate::server::{TestServer, authed, buckets, http1, http2, reader, rest_summary, token};
 
 /// Events around a range that starts and ends mid-hour, at microsecond edges.
 fn edge_events() -> Vec<pb::AuditEvent> {

@@ -3,7 +3,8 @@
 
 use tokio::process::Command;
 
-use crate::support::{TestServer, event, http1, reader, rest_summary};
+use crate::fixtures::event;
+use crate::server::{TestServer, http1, reader, rest_summary};
 
 /// Runs one example client and reads the JSON it prints.
 async fn run(program: &str, args: &[&str]) -> serde_json::Value {

@@ -3,12 +3,14 @@
 //! ignored, with the reason, when what it needs is missing; under CI it fails.
 //! The SQLite-only tests are in tests/api.
 
+#[path = "../common/fixtures.rs"]
+mod fixtures;
 #[path = "../common/postgres.rs"]
 mod pg;
 #[path = "../api/skew/refusal.rs"]
 mod refusal;
-#[path = "../api/support.rs"]
-mod support;
+#[path = "../common/server.rs"]
+mod server;
 #[path = "../common/trials.rs"]
 mod trials;
 

@@ -7,8 +7,9 @@ use std::time::{Duration, Instant};
 use audit_service::proto::audit as pb;
 use sqlx::{AssertSqlSafe, Connection, Executor};
 
+use crate::fixtures::{event, ts};
 use crate::pg::PgDatabase;
-use crate::support::{TestServer, authed, buckets, event, http1, reader, rest_summary, ts, writer};
+use crate::server::{TestServer, authed, buckets, http1, reader, rest_summary, writer};
 
 const DAY: &str = "start_time=2026-03-02T00:00:00Z&end_time=2026-03-03T00:00:00Z";
 /// The acquire timeout (2 s by default) bounds every answer during an outage.

@@ -5,7 +5,7 @@ use sqlx::Connection;
 
 use crate::pg;
 use crate::refusal::{HOUR, assert_refused, grpc_create, login_in};
-use crate::support::TestServer;
+use crate::server::TestServer;
 
 pub async fn events_too_far_ahead_are_refused_on_postgres_too() {
     let db = pg::PgDatabase::create().await;

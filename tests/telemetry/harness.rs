@@ -1,18 +1,14 @@
 //! Test harness: an OTLP/gRPC receiver (trace and metrics collector services)
 //! inside this binary, the process's telemetry installed once and pointed at it,
-//! captured JSON log lines, and the real server on 127.0.0.1:0.
+//! captured JSON log lines, and the shared test server started after them.
 
 #![allow(dead_code)]
 
 use std::io::Write;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use audit_service::config::{AuthSettings, Config};
-use audit_service::proto::audit::audit_service_client::AuditServiceClient;
 use audit_service::telemetry::{LogFormat, Settings, TelemetryGuard};
-use bytes::{Buf, BufMut, Bytes, BytesMut};
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
     MetricsService, MetricsServiceServer,
 };
@@ -22,15 +18,9 @@ use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest
 use opentelemetry_proto::tonic::common::v1::any_value;
 use opentelemetry_proto::tonic::metrics::v1::Metric;
 use opentelemetry_proto::tonic::trace::v1::Span;
-use prost::Message;
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
-use tonic::transport::Channel;
 
-pub const SECRET: &str = "test-secret-that-is-long-enough-0123456789";
-/// How long a test waits for telemetry the server sends after answering.
-const PATIENCE: Duration = Duration::from_secs(60);
+use crate::server::{PATIENCE, TestServer, authed};
 
 /// Everything the receiver was sent, and every log line written.
 #[derive(Clone, Default)]
@@ -209,113 +199,16 @@ impl Caller {
     }
 }
 
-pub struct TestServer {
-    pub addr: SocketAddr,
-    pub base: String,
-    shutdown: Option<oneshot::Sender<()>>,
-    handle: Option<JoinHandle<anyhow::Result<()>>>,
-    _dir: tempfile::TempDir,
+/// The shared test server, started once this process's telemetry points at the
+/// receiver: a server takes its OTLP metrics destination when it is built.
+pub async fn start_server() -> TestServer {
+    harness();
+    TestServer::start().await
 }
 
-impl TestServer {
-    pub async fn start() -> Self {
-        harness();
-        let dir = tempfile::tempdir().expect("temp dir");
-        let mut config = Config::new(
-            format!("sqlite://{}", dir.path().join("audit.db").display()),
-            AuthSettings::Keys(audit_service::auth::AuthConfig {
-                jwt_secret: Some(SECRET.into()),
-                ..audit_service::auth::AuthConfig::default()
-            }),
-        );
-        config.limits.rate = audit_service::config::RateLimits::OFF;
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let server = audit_service::server::build(config, listener).await.expect("server builds");
-        let addr = server.local_addr();
-        let (tx, rx) = oneshot::channel();
-        let handle = tokio::spawn(server.serve(async {
-            let _ = rx.await;
-        }));
-        Self { addr, base: format!("http://{addr}"), shutdown: Some(tx), handle: Some(handle), _dir: dir }
-    }
-
-    pub async fn grpc(&self) -> AuditServiceClient<Channel> {
-        let channel = Channel::from_shared(self.base.clone()).unwrap().connect().await.expect("grpc connects");
-        AuditServiceClient::new(channel)
-    }
-
-    /// Stops the server: it drains, closes the store and pushes its last metrics.
-    pub async fn stop(mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(handle) = self.handle.take() {
-            handle.await.expect("server task").expect("server ends cleanly");
-        }
-    }
-}
-
-pub fn token(scopes: &[&str], org: Option<&str>) -> String {
-    audit_service::auth::mint_hs256(SECRET.as_bytes(), "usr_test", scopes, org, Duration::from_secs(600)).unwrap()
-}
-
-pub fn with_metadata<T>(message: T, token: Option<&str>, traceparent: Option<&str>) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    if let Some(token) = token {
-        request.metadata_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
-    }
-    if let Some(traceparent) = traceparent {
-        request.metadata_mut().insert("traceparent", traceparent.parse().unwrap());
-    }
+/// As [`authed`], continuing the caller's trace from `traceparent`.
+pub fn traced<T>(message: T, token: &str, traceparent: &str) -> tonic::Request<T> {
+    let mut request = authed(message, token);
+    request.metadata_mut().insert("traceparent", traceparent.parse().unwrap());
     request
-}
-
-pub fn ts(seconds: i64) -> pbjson_types::Timestamp {
-    pbjson_types::Timestamp { seconds, nanos: 0 }
-}
-
-/// One unary gRPC-web call (binary framing): the reply, or the trailer status.
-pub async fn grpc_web<Req: Message, Resp: Message + Default>(
-    base: &str,
-    method: &str,
-    request: &Req,
-    token: Option<&str>,
-    traceparent: Option<&str>,
-) -> Result<Resp, i32> {
-    let mut frame = BytesMut::new();
-    frame.put_u8(0);
-    frame.put_u32(request.encoded_len() as u32);
-    request.encode(&mut frame).unwrap();
-    let mut builder = reqwest::Client::new()
-        .post(format!("{base}/avnology.audit.v1.AuditService/{method}"))
-        .header("content-type", "application/grpc-web+proto")
-        .header("x-grpc-web", "1");
-    if let Some(token) = token {
-        builder = builder.header("authorization", format!("Bearer {token}"));
-    }
-    if let Some(traceparent) = traceparent {
-        builder = builder.header("traceparent", traceparent);
-    }
-    let response = builder.body(frame.freeze()).send().await.expect("grpc-web request sent");
-    assert_eq!(response.status(), 200, "gRPC-web answers 200 whatever the status");
-    let mut data: Bytes = response.bytes().await.unwrap();
-    let (mut reply, mut code) = (None, None);
-    while data.remaining() >= 5 {
-        let flag = data.get_u8();
-        let len = data.get_u32() as usize;
-        let payload = data.split_to(len);
-        if flag & 0x80 == 0 {
-            reply = Some(Resp::decode(payload).unwrap());
-            continue;
-        }
-        for line in std::str::from_utf8(&payload).unwrap().split("\r\n") {
-            if let Some(value) = line.strip_prefix("grpc-status:") {
-                code = Some(value.trim().parse::<i32>().unwrap());
-            }
-        }
-    }
-    match code.expect("a trailer frame with grpc-status") {
-        0 => Ok(reply.expect("a reply message")),
-        code => Err(code),
-    }
 }

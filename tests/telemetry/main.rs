@@ -3,6 +3,13 @@
 //! log lines and `/metrics` checked as an operator would see them. A binary of its
 //! own because the tracing subscriber is process-wide.
 
+#[path = "../common/fixtures.rs"]
+mod fixtures;
+#[path = "../common/grpc_web.rs"]
+mod grpc_web;
+#[path = "../common/server.rs"]
+mod server;
+
 mod harness;
 mod metrics;
 mod probes;

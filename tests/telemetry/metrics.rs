@@ -8,7 +8,10 @@ use audit_service::proto::audit as pb;
 use opentelemetry_proto::tonic::common::v1::any_value;
 use opentelemetry_proto::tonic::metrics::v1::{metric, number_data_point};
 
-use crate::harness::{TestServer, grpc_web, harness, token, ts, with_metadata};
+use crate::fixtures::unix;
+use crate::grpc_web::{self, Mode};
+use crate::harness::{harness, start_server};
+use crate::server::{PATIENCE, authed, http1, token};
 
 const SUMMARY: &str = "avnology.audit.v1.AuditService/GetEventsSummary";
 const BATCH: &str = "avnology.audit.v1.AuditService/BatchCreateEvents";
@@ -84,7 +87,7 @@ fn delta(before: &Scrape, after: &Scrape, name: &str, labels: &[(&str, String)])
 
 #[tokio::test]
 async fn metrics_count_calls_by_rpc_protocol_and_status() {
-    let server = TestServer::start().await;
+    let server = start_server().await;
     let reader = token(&["audit:read"], None);
     let before = Scrape::take(&server.base).await;
 
@@ -103,7 +106,7 @@ async fn metrics_count_calls_by_rpc_protocol_and_status() {
     }
     let event = |id: &str| pb::AuditEvent {
         id: id.into(),
-        timestamp: Some(ts(1_795_000_000)),
+        timestamp: Some(unix(1_795_000_000)),
         organization_id: "org_acme".into(),
         action: "session.login".into(),
         result: "failure".into(),
@@ -114,21 +117,31 @@ async fn metrics_count_calls_by_rpc_protocol_and_status() {
     let reply = server
         .grpc()
         .await
-        .batch_create_events(with_metadata(batch, Some(&token(&["audit:write"], None)), None))
+        .batch_create_events(authed(batch, &token(&["audit:write"], None)))
         .await
         .unwrap()
         .into_inner();
     assert_eq!((reply.created_count, reply.duplicate_count), (2, 1));
-    let summary =
-        pb::GetEventsSummaryRequest { start_time: Some(ts(0)), end_time: Some(ts(60)), organization_id: String::new() };
-    let refused =
-        grpc_web::<_, pb::GetEventsSummaryResponse>(&server.base, "GetEventsSummary", &summary, None, None).await;
-    assert_eq!(refused.expect_err("no token"), 16);
+    let summary = pb::GetEventsSummaryRequest {
+        start_time: Some(unix(0)),
+        end_time: Some(unix(60)),
+        organization_id: String::new(),
+    };
+    let refused = grpc_web::call::<_, pb::GetEventsSummaryResponse>(
+        &http1(),
+        &server.base,
+        "GetEventsSummary",
+        &summary,
+        None,
+        Mode::Binary,
+    )
+    .await;
+    assert_eq!(refused.expect_err("no token").code, 16);
 
     // Each request is counted when its response body ends, which may be just
     // after the client read it.
     let rest_ok = requests(SUMMARY, "rest", "OK");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let deadline = tokio::time::Instant::now() + PATIENCE;
     let after = loop {
         let after = Scrape::take(&server.base).await;
         let settled = delta(&before, &after, "audit_rpc_requests_total", &rest_ok) == 3.0

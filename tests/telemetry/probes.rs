@@ -5,16 +5,17 @@ use std::time::Instant;
 
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 
-use crate::harness::{Caller, TestServer, attr, harness};
+use crate::harness::{Caller, attr, harness, start_server};
+use crate::server::http2;
 
 const PROBES: usize = 40;
 
 #[tokio::test]
 async fn a_flood_of_readyz_asks_the_database_at_most_once_a_second() {
-    let server = TestServer::start().await;
+    let server = start_server().await;
     let caller = Caller::new(9);
     // HTTP/2: all the probes in flight at once on one connection.
-    let client = reqwest::Client::builder().http2_prior_knowledge().build().unwrap();
+    let client = http2();
     let started = Instant::now();
     let probes = (0..PROBES)
         .map(|_| client.get(format!("{}/readyz", server.base)).header("traceparent", caller.traceparent()).send());

@@ -6,7 +6,10 @@
 use audit_service::proto::audit as pb;
 use opentelemetry_proto::tonic::trace::v1::{Span, span::SpanKind, status::StatusCode};
 
-use crate::harness::{Caller, TestServer, attr, grpc_web, harness, hex, token, ts, with_metadata};
+use crate::fixtures::unix;
+use crate::grpc_web::{self, Mode};
+use crate::harness::{Caller, attr, harness, hex, start_server, traced};
+use crate::server::{http1, token};
 
 const SUMMARY: &str = "avnology.audit.v1.AuditService/GetEventsSummary";
 const BATCH: &str = "avnology.audit.v1.AuditService/BatchCreateEvents";
@@ -59,7 +62,7 @@ fn assert_nothing_leaks(spans: &[Span], secrets: &[&str]) {
 
 #[tokio::test]
 async fn rest_call_and_its_in_process_rpc_are_one_trace_continuing_the_callers() {
-    let server = TestServer::start().await;
+    let server = start_server().await;
     let caller = Caller::new(1);
     let reader = token(&["audit:read"], Some("org_acme"));
     let response = reqwest::Client::new()
@@ -119,13 +122,13 @@ async fn rest_call_and_its_in_process_rpc_are_one_trace_continuing_the_callers()
 #[tokio::test]
 async fn grpc_batch_continues_the_trace_from_metadata_down_to_the_insert() {
     const MARKER: &str = "details-must-not-reach-spans";
-    let server = TestServer::start().await;
+    let server = start_server().await;
     let caller = Caller::new(2);
     let writer = token(&["audit:write"], None);
     let details: pbjson_types::Struct = serde_json::from_value(serde_json::json!({ "note": MARKER })).unwrap();
     let event = |id: &str| pb::AuditEvent {
         id: id.into(),
-        timestamp: Some(ts(1_795_000_000)),
+        timestamp: Some(unix(1_795_000_000)),
         organization_id: "org_globex".into(),
         action: "session.login".into(),
         actor: Some(pb::Actor { r#type: "identity".into(), id: "usr_secret_actor".into() }),
@@ -139,7 +142,7 @@ async fn grpc_batch_continues_the_trace_from_metadata_down_to_the_insert() {
     let reply = server
         .grpc()
         .await
-        .batch_create_events(with_metadata(request, Some(&writer), Some(&caller.traceparent())))
+        .batch_create_events(traced(request, &writer, &caller.traceparent()))
         .await
         .expect("batch stored")
         .into_inner();
@@ -177,19 +180,21 @@ async fn grpc_batch_continues_the_trace_from_metadata_down_to_the_insert() {
 
 #[tokio::test]
 async fn grpc_web_call_continues_the_trace_from_http_headers() {
-    let server = TestServer::start().await;
+    let server = start_server().await;
     let caller = Caller::new(3);
     let request = pb::GetEventsSummaryRequest {
-        start_time: Some(ts(0)),
-        end_time: Some(ts(86_400)),
+        start_time: Some(unix(0)),
+        end_time: Some(unix(86_400)),
         organization_id: String::new(),
     };
-    let reply: pb::GetEventsSummaryResponse = grpc_web(
+    let reply: pb::GetEventsSummaryResponse = grpc_web::call_with(
+        &http1(),
         &server.base,
         "GetEventsSummary",
         &request,
         Some(&token(&["audit:read"], None)),
-        Some(&caller.traceparent()),
+        Mode::Binary,
+        &[("traceparent", &caller.traceparent())],
     )
     .await
     .expect("summary over gRPC-web");
@@ -207,7 +212,7 @@ async fn grpc_web_call_continues_the_trace_from_http_headers() {
 
 #[tokio::test]
 async fn failed_calls_record_their_status_on_every_protocol() {
-    let server = TestServer::start().await;
+    let server = start_server().await;
     let has_server_span = |spans: &[Span]| !server_spans(spans).is_empty();
 
     // REST without a valid token: a client error, not the server's fault.
@@ -234,14 +239,14 @@ async fn failed_calls_record_their_status_on_every_protocol() {
     // gRPC with an invalid range.
     let grpc = Caller::new(5);
     let request = pb::GetEventsSummaryRequest {
-        start_time: Some(ts(100)),
-        end_time: Some(ts(50)),
+        start_time: Some(unix(100)),
+        end_time: Some(unix(50)),
         organization_id: String::new(),
     };
     let status = server
         .grpc()
         .await
-        .get_events_summary(with_metadata(request, Some(&token(&["audit:read"], None)), Some(&grpc.traceparent())))
+        .get_events_summary(traced(request, &token(&["audit:read"], None), &grpc.traceparent()))
         .await
         .expect_err("end before start is refused");
     assert_eq!(status.code(), tonic::Code::InvalidArgument);
@@ -252,18 +257,23 @@ async fn failed_calls_record_their_status_on_every_protocol() {
 
     // gRPC-web without a token: the status sits in a trailer frame of the body.
     let web = Caller::new(6);
-    let request =
-        pb::GetEventsSummaryRequest { start_time: Some(ts(0)), end_time: Some(ts(50)), organization_id: String::new() };
-    let code = grpc_web::<_, pb::GetEventsSummaryResponse>(
+    let request = pb::GetEventsSummaryRequest {
+        start_time: Some(unix(0)),
+        end_time: Some(unix(50)),
+        organization_id: String::new(),
+    };
+    let status = grpc_web::call_with::<_, pb::GetEventsSummaryResponse>(
+        &http1(),
         &server.base,
         "GetEventsSummary",
         &request,
         None,
-        Some(&web.traceparent()),
+        Mode::Binary,
+        &[("traceparent", &web.traceparent())],
     )
     .await
     .expect_err("no token");
-    assert_eq!(code, 16);
+    assert_eq!(status.code, 16);
     let spans = harness().trace(&web.trace_id, has_server_span).await;
     let root = the_server_span(&spans, &web);
     assert_eq!(attr(root, "network.protocol.name").as_deref(), Some("grpc-web"));
@@ -288,17 +298,11 @@ async fn failed_calls_record_their_status_on_every_protocol() {
     // An unknown method: the server's fault by the conventions, and no route of
     // the caller's making in the span.
     let unknown = Caller::new(7);
-    let mut grpc_client = tonic::client::Grpc::new(
-        tonic::transport::Channel::from_shared(server.base.clone()).unwrap().connect().await.unwrap(),
-    );
+    let mut grpc_client = tonic::client::Grpc::new(server.channel().await);
     grpc_client.ready().await.unwrap();
     let codec = tonic_prost::ProstCodec::<pb::GetEventsSummaryRequest, pb::GetEventsSummaryResponse>::default();
     let path = http::uri::PathAndQuery::from_static("/avnology.audit.v1.AuditService/NoSuchMethod");
-    let request = with_metadata(
-        pb::GetEventsSummaryRequest::default(),
-        Some(&token(&["audit:read"], None)),
-        Some(&unknown.traceparent()),
-    );
+    let request = traced(pb::GetEventsSummaryRequest::default(), &token(&["audit:read"], None), &unknown.traceparent());
     let status = grpc_client.unary(request, path, codec).await.expect_err("unknown method");
     assert_eq!(status.code(), tonic::Code::Unimplemented);
     let spans = harness().trace(&unknown.trace_id, has_server_span).await;
@@ -314,7 +318,7 @@ async fn failed_calls_record_their_status_on_every_protocol() {
 
 #[tokio::test]
 async fn a_request_without_traceparent_starts_its_own_trace() {
-    let server = TestServer::start().await;
+    let server = start_server().await;
     let response = reqwest::get(format!("{}/healthz", server.base)).await.unwrap();
     assert_eq!(response.status(), 200);
     let lines = harness()

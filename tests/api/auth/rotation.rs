@@ -9,7 +9,7 @@ use jsonwebtoken::{Algorithm, EncodingKey};
 use serde_json::Value;
 
 use super::{Call, Expect, check, fixture_key, reader_claims, sign};
-use crate::support::{TestServer, http1};
+use crate::server::{TestServer, http1};
 
 /// Replaces the file in one step, so the server never reads half a key set.
 fn publish(path: &std::path::Path, set: &Value) {

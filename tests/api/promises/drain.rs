@@ -5,7 +5,7 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::Duration;
 
 use audit_service::proto::audit as pb;
@@ -17,53 +17,28 @@ use prost::Message;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, timeout};
-use tonic::transport::Channel;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
-use crate::support::held::HeldRequest;
-use crate::support::{SECRET, event, http1, stored_events, writer};
-
-const PATIENCE: Duration = Duration::from_secs(60);
+use crate::fixtures::event;
+use crate::grpc_web;
+use crate::held::HeldRequest;
+use crate::process;
+use crate::server::{PATIENCE, SECRET, http1, stored_events, writer};
 
 fn spawn_server(db: &Path, port: u16) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_audit-service"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .env("AUDIT_DATABASE_URL", format!("sqlite://{}", db.display()))
+    process::serve(db, port)
         .env("AUDIT_JWT_SECRET", SECRET)
         // Longer than the test waits: the exit below comes from a finished drain.
         .env("AUDIT_DRAIN_TIMEOUT_SECS", "300")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
         .spawn()
         .expect("server binary starts")
-}
-
-async fn connect(port: u16) -> Channel {
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        match Channel::from_shared(format!("http://127.0.0.1:{port}")).unwrap().connect().await {
-            Ok(channel) => return channel,
-            Err(_) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(50)).await,
-            Err(e) => panic!("server did not come up: {e}"),
-        }
-    }
 }
 
 fn batch(id: &str) -> pb::BatchCreateEventsRequest {
     pb::BatchCreateEventsRequest {
         events: vec![event(id, "org_a", "session.login", "success", "2026-03-02T10:00:00Z")],
     }
-}
-
-/// A gRPC frame of one message.
-fn grpc_frame(message: &impl Message) -> Vec<u8> {
-    let message = message.encode_to_vec();
-    let mut frame = vec![0];
-    frame.extend_from_slice(&(message.len() as u32).to_be_bytes());
-    frame.extend(message);
-    frame
 }
 
 type BodySender = mpsc::Sender<Result<Frame<Bytes>, Infallible>>;
@@ -129,11 +104,11 @@ fn grpc_web_reply(mut body: &[u8]) -> (Option<pb::BatchCreateEventsResponse>, Op
 async fn sigterm_turns_health_not_serving_finishes_in_flight_requests_and_exits_zero() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("audit.db");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = process::free_port();
     let mut child = spawn_server(&db, port);
     let addr = format!("127.0.0.1:{port}").parse().unwrap();
 
-    let mut health = HealthClient::new(connect(port).await);
+    let mut health = HealthClient::new(process::connect(port).await);
     let request = HealthCheckRequest { service: "avnology.audit.v1.AuditService".into() };
     let mut watch = health.watch(request).await.expect("watch opens").into_inner();
     let first = watch.message().await.unwrap().expect("a first status");
@@ -152,11 +127,11 @@ async fn sigterm_turns_health_not_serving_finishes_in_flight_requests_and_exits_
         addr,
         "/avnology.audit.v1.AuditService/BatchCreateEvents",
         &[("authorization", &token), ("content-type", "application/grpc-web+proto"), ("x-grpc-web", "1")],
-        grpc_frame(&batch("web-in-flight")),
+        grpc_web::frame(&batch("web-in-flight")).to_vec(),
     )
     .await;
     // And native gRPC, half its message sent: `/metrics` shows when the server has it.
-    let grpc_message = grpc_frame(&batch("grpc-in-flight"));
+    let grpc_message = grpc_web::frame(&batch("grpc-in-flight"));
     let (rest_of_body, grpc_reply) = partial_grpc_batch(addr, &grpc_message, grpc_message.len() / 2).await;
     grpc_batch_in_flight(addr).await;
 

@@ -9,7 +9,8 @@ use pbjson_types::{Struct, Value, value::Kind};
 use tonic::Code;
 use tonic_types::StatusExt;
 
-use crate::support::{TestServer, authed, event, http1, stored_events, ts, writer};
+use crate::fixtures::{event, ts};
+use crate::server::{TestServer, authed, http1, stored_events, writer};
 
 const BATCH_PATH: &str = "/v1/audit/events:batchCreate";
 

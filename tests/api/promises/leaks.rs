@@ -6,8 +6,9 @@ use audit_service::proto::audit as pb;
 use base64::Engine;
 use tonic::Code;
 
-use crate::support::grpc_web::{self, Mode};
-use crate::support::{TestServer, WEEK, authed, event, http1, http2, oversized_batch, reader, token, ts, writer};
+use crate::fixtures::{WEEK, event, oversized_batch, ts};
+use crate::grpc_web::{self, Mode};
+use crate::server::{TestServer, authed, http1, http2, reader, token, writer};
 
 const BATCH_PATH: &str = "/v1/audit/events:batchCreate";
 const SUMMARY: &str = "/avnology.audit.v1.AuditService/GetEventsSummary";

@@ -7,7 +7,8 @@ use std::process::{Command, Output, Stdio};
 
 use audit_service::store::StoreSettings;
 
-use crate::support::{TestServer, authed, event, reader, ts, writer};
+use crate::fixtures::{event, ts};
+use crate::server::{TestServer, authed, reader, writer};
 use audit_service::proto::audit as pb;
 
 const OPENERS: usize = 6;

@@ -7,7 +7,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use audit_service::proto::audit as pb;
 use tonic_types::StatusExt;
 
-use crate::support::{TestServer, authed, buckets, event, http1, reader, rest_summary, writer};
+use crate::fixtures::event;
+use crate::server::{TestServer, authed, buckets, http1, reader, rest_summary, writer};
 
 pub const HOUR: i64 = 3600;
 

@@ -1,4 +1,8 @@
-//! A minimal gRPC-web client (binary and text framing) for the tests.
+//! A minimal gRPC-web client (binary and text framing), and the length-prefixed
+//! message frame native gRPC sends too. Shared by the api and telemetry test targets.
+
+// Each target uses only part of it.
+#![allow(dead_code)]
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -19,6 +23,15 @@ pub enum Mode {
     Text,
 }
 
+/// One length-prefixed, uncompressed message frame.
+pub fn frame(message: &impl Message) -> Bytes {
+    let mut frame = BytesMut::new();
+    frame.put_u8(0);
+    frame.put_u32(message.encoded_len() as u32);
+    message.encode(&mut frame).unwrap();
+    frame.freeze()
+}
+
 /// Calls one unary RPC; the reply message, or the status carried in the trailers.
 pub async fn call<Req: Message, Resp: Message + Default>(
     client: &reqwest::Client,
@@ -28,15 +41,25 @@ pub async fn call<Req: Message, Resp: Message + Default>(
     token: Option<&str>,
     mode: Mode,
 ) -> Result<Resp, WebStatus> {
-    let mut frame = BytesMut::new();
-    frame.put_u8(0);
-    frame.put_u32(request.encoded_len() as u32);
-    request.encode(&mut frame).unwrap();
+    call_with(client, base, method, request, token, mode, &[]).await
+}
+
+/// As [`call`], with `headers` added to the request (a `traceparent`, say).
+pub async fn call_with<Req: Message, Resp: Message + Default>(
+    client: &reqwest::Client,
+    base: &str,
+    method: &str,
+    request: &Req,
+    token: Option<&str>,
+    mode: Mode,
+    headers: &[(&str, &str)],
+) -> Result<Resp, WebStatus> {
+    let frame = frame(request);
     let body = match mode {
-        Mode::Binary => frame.freeze(),
+        Mode::Binary => frame,
         Mode::Text => Bytes::from(STANDARD.encode(&frame)),
     };
-    let payload = call_raw(client, base, method, body, token, mode).await?;
+    let payload = send(client, base, method, body, token, mode, headers).await?;
     Ok(Resp::decode(payload).expect("reply decodes"))
 }
 
@@ -49,6 +72,18 @@ pub async fn call_raw(
     body: Bytes,
     token: Option<&str>,
     mode: Mode,
+) -> Result<Bytes, WebStatus> {
+    send(client, base, method, body, token, mode, &[]).await
+}
+
+async fn send(
+    client: &reqwest::Client,
+    base: &str,
+    method: &str,
+    body: Bytes,
+    token: Option<&str>,
+    mode: Mode,
+    headers: &[(&str, &str)],
 ) -> Result<Bytes, WebStatus> {
     let content_type = match mode {
         Mode::Binary => "application/grpc-web+proto",
@@ -63,8 +98,12 @@ pub async fn call_raw(
     if let Some(token) = token {
         builder = builder.header("authorization", format!("Bearer {token}"));
     }
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
+    }
     let response = builder.body(body).send().await.expect("grpc-web request sent");
     let http_status = response.status().as_u16();
+    assert_eq!(http_status, 200, "gRPC-web answers 200 whatever the status");
     let headers = response.headers().clone();
     let raw = response.bytes().await.expect("grpc-web body");
     let mut data = match mode {

@@ -1,13 +1,10 @@
-//! Test harness: the real server on 127.0.0.1:0 over a fresh SQLite file, tokens,
-//! and clients for each protocol (tonic, HTTP/1.1 and HTTP/2, gRPC-web).
+//! The real server on 127.0.0.1:0 over a fresh SQLite file, the secret it trusts and
+//! the tokens it accepts, and clients for native gRPC, REST over HTTP/1.1 and h2c.
+//! Shared by the api, api_env and telemetry test targets (and the memory benchmark,
+//! for its secret and tokens); gRPC-web is grpc_web.rs.
 
+// Each target uses only part of it.
 #![allow(dead_code)]
-
-// Paths of their own, so tests/api_env can load this file by #[path] as well.
-#[path = "support/grpc_web.rs"]
-pub mod grpc_web;
-#[path = "support/held.rs"]
-pub mod held;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -20,34 +17,13 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tonic::transport::Channel;
 
-/// The summary query of the week the fixtures fall in.
-pub const WEEK: &str = "start_time=2026-03-02T00:00:00Z&end_time=2026-03-09T00:00:00Z";
 /// Far longer than anything here takes on a loaded machine: only a hang reaches it.
 pub const PATIENCE: Duration = Duration::from_secs(60);
 
-/// The summary request of [`WEEK`], platform-wide.
-pub fn week() -> pb::GetEventsSummaryRequest {
-    pb::GetEventsSummaryRequest {
-        start_time: Some(ts("2026-03-02T00:00:00Z")),
-        end_time: Some(ts("2026-03-09T00:00:00Z")),
-        organization_id: String::new(),
-    }
-}
-
-/// Ten events with 1000-byte user agents: a batch over a 4096-byte size limit.
-pub fn oversized_batch() -> pb::BatchCreateEventsRequest {
-    pb::BatchCreateEventsRequest {
-        events: (0..10)
-            .map(|i| pb::AuditEvent {
-                user_agent: "x".repeat(1000),
-                ..event(&format!("big{i}"), "org_a", "session.login", "success", "2026-03-02T10:00:00Z")
-            })
-            .collect(),
-    }
-}
-
+/// The HS256 secret every test server trusts, and [`token`] signs with.
 pub const SECRET: &str = "test-secret-that-is-long-enough-0123456789";
 
+/// The server in this process, its listeners on ephemeral ports.
 pub struct TestServer {
     pub addr: SocketAddr,
     pub base: String,
@@ -126,9 +102,13 @@ impl TestServer {
         }
     }
 
+    /// A connection for any gRPC client (health, reflection, a raw codec).
+    pub async fn channel(&self) -> Channel {
+        Channel::from_shared(self.base.clone()).unwrap().connect().await.expect("grpc connects")
+    }
+
     pub async fn grpc(&self) -> AuditServiceClient<Channel> {
-        let channel = Channel::from_shared(self.base.clone()).unwrap().connect().await.expect("grpc connects");
-        AuditServiceClient::new(channel)
+        AuditServiceClient::new(self.channel().await)
     }
 
     /// Stops the server and waits for its drain.
@@ -175,26 +155,6 @@ pub fn http1() -> reqwest::Client {
 
 pub fn http2() -> reqwest::Client {
     reqwest::Client::builder().http2_prior_knowledge().build().unwrap()
-}
-
-/// Parses an RFC 3339 time for fixtures.
-pub fn ts(text: &str) -> pbjson_types::Timestamp {
-    audit_service::rfc3339::parse(text).unwrap_or_else(|e| panic!("{text}: {e}"))
-}
-
-pub fn event(id: &str, org: &str, action: &str, result: &str, at: &str) -> pb::AuditEvent {
-    pb::AuditEvent {
-        id: id.into(),
-        timestamp: Some(ts(at)),
-        organization_id: org.into(),
-        action: action.into(),
-        actor: Some(pb::Actor { r#type: "identity".into(), id: "usr_4f18acec".into() }),
-        target: Some(pb::Target { r#type: "session".into(), id: "ses_1".into() }),
-        result: result.into(),
-        ip: "192.0.2.10".into(),
-        user_agent: "test".into(),
-        details: None,
-    }
 }
 
 /// GET the summary over REST with the given raw query string.
