@@ -7,6 +7,7 @@ pub mod config;
 pub mod demo;
 pub mod domain;
 pub mod error;
+pub mod filter;
 pub mod grpc;
 pub mod methods;
 pub mod metrics;

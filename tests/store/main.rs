@@ -12,6 +12,7 @@ mod support;
 mod trials;
 
 mod append;
+mod filter;
 mod maintenance;
 mod postgres_schema;
 mod summary;
@@ -46,6 +47,7 @@ conformance! {
     maintenance::rebuild_gives_the_same_rollups_and_repairs_corrupted_ones,
     maintenance::events_refuse_update_and_delete,
     maintenance::opening_again_migrates_nothing,
+    filter::sql_selects_exactly_what_the_filter_matches,
 }
 
 /// What only the PostgreSQL schema has, each on the runtime its `#[tokio::test]` had.
