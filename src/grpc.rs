@@ -1,4 +1,4 @@
-//! The gRPC adapter of `AuditService`: proto in, domain call, proto out. gRPC-web
+//! The gRPC adapter of the generated `AuditService` trait: proto in, domain call, proto out. gRPC-web
 //! and REST reach these same methods through the same tower stack.
 
 use tonic::{Request, Response, Status};
@@ -7,15 +7,15 @@ use crate::auth::Principal;
 use crate::domain::{ActionCount, EventBatch, SummaryRequest};
 use crate::error::Error;
 use crate::proto::audit::{self as pb, audit_service_server};
-use crate::service::AuditService;
+use crate::service::AuditLog;
 use crate::store::AppendOutcome;
 
 pub struct GrpcAdapter {
-    service: AuditService,
+    service: AuditLog,
 }
 
 impl GrpcAdapter {
-    pub fn new(service: AuditService) -> Self {
+    pub fn new(service: AuditLog) -> Self {
         Self { service }
     }
 

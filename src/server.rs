@@ -3,12 +3,12 @@
 //! drains in-flight requests and closes the database.
 
 mod admin;
-mod authn;
+mod authorize;
 mod cors;
+mod grpc_web;
 pub mod limits;
 mod probes;
 mod stack;
-mod web_trailers;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -30,7 +30,7 @@ use crate::grpc::GrpcAdapter;
 use crate::methods::MethodTable;
 use crate::metrics::Metrics;
 use crate::proto::{FILE_DESCRIPTOR_SET, audit::audit_service_server::AuditServiceServer};
-use crate::service::AuditService;
+use crate::service::AuditLog;
 use crate::store::{self, DynStore};
 
 pub use stack::HttpService;
@@ -88,7 +88,7 @@ pub async fn build(config: Config, listeners: impl Into<Listeners>) -> anyhow::R
     };
     let pool = DescriptorPool::decode(FILE_DESCRIPTOR_SET).context("decoding the descriptor set")?;
     let methods = MethodTable::new(&pool).context("reading the methods' options")?;
-    let service = AuditService::new(store.clone())
+    let service = AuditLog::new(store.clone())
         .with_max_summary_range(config.limits.max_summary_range)
         .with_max_future_skew(config.max_future_skew);
 
@@ -111,12 +111,12 @@ pub async fn build(config: Config, listeners: impl Into<Listeners>) -> anyhow::R
 
     let stack = stack::build_stack(stack::Parts {
         grpc_routes,
-        auth: authn::AuthLayer::new(Arc::new(verifier), methods.clone()),
+        auth: authorize::AuthorizeLayer::new(Arc::new(verifier), methods.clone()),
         cors,
         max_request_bytes: config.max_request_bytes,
         methods,
         limits: config.limits.clone(),
-        web: crate::web::Web::new(config.demo_token.clone()),
+        dashboard: crate::dashboard::Dashboard::new(config.demo_token.clone()),
         metrics: metrics.clone(),
         readiness,
         metrics_on_public: admin.is_none(),

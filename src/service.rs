@@ -12,7 +12,7 @@ use crate::error::Error;
 use crate::store::{AppendOutcome, DynStore, StoreError};
 
 #[derive(Clone)]
-pub struct AuditService {
+pub struct AuditLog {
     store: DynStore,
     /// Widest summary range served; a wider one is refused before the store sees it.
     max_summary_range: Option<Duration>,
@@ -20,7 +20,7 @@ pub struct AuditService {
     max_future_skew: Duration,
 }
 
-impl AuditService {
+impl AuditLog {
     pub fn new(store: DynStore) -> Self {
         Self { store, max_summary_range: None, max_future_skew: DEFAULT_MAX_FUTURE_SKEW }
     }

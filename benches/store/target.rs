@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use audit_service::auth::{Principal, Verifier, mint_hs256};
 use audit_service::domain::{NewEvent, Outcome};
-use audit_service::service::AuditService;
+use audit_service::service::AuditLog;
 use audit_service::store::{self, DynStore, PostgresStore, SqliteStore, StoreSettings};
 use std::str::FromStr;
 use std::sync::Arc;
@@ -18,7 +18,7 @@ pub struct Target {
     pub store: DynStore,
     /// The naive `GROUP BY` the rollups are measured against.
     pub naive: NaiveSummary,
-    pub service: AuditService,
+    pub service: AuditLog,
     pub principal: Principal,
     url: String,
     _dir: Option<tempfile::TempDir>,
@@ -41,7 +41,7 @@ impl Target {
         };
         let store = open(&url, aggregates).await?;
         let naive = NaiveSummary::connect(&url).await?;
-        let service = AuditService::new(store.clone());
+        let service = AuditLog::new(store.clone());
         let secret = b"benchmark-secret-benchmark-secret";
         let token = mint_hs256(secret, "bench", &["audit:write"], None, Duration::from_secs(86_400))?;
         let principal = Verifier::hs256(secret)

@@ -1,18 +1,15 @@
 //! Fuzz target: gRPC-web requests with arbitrary bodies (binary and base64 text,
 //! split into arbitrary chunks) through tonic-web, the service's message size
-//! guard and the real gRPC adapter over an in-memory store. Nothing may panic, and
+//! guard and the real gRPC adapter over a scratch SQLite store. Nothing may panic, and
 //! every request gets an answer.
 #![no_main]
 
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use async_trait::async_trait;
-use audit_service::domain::{ActionCount, EventBatch, SummaryQuery};
 use audit_service::grpc::GrpcAdapter;
 use audit_service::server::limits::message::MessageLimitLayer;
-use audit_service::service::AuditService;
-use audit_service::store::{AppendOutcome, EventStore, StoreError};
+use audit_service::service::AuditLog;
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use libfuzzer_sys::fuzz_target;
@@ -30,28 +27,6 @@ const PATHS: [&str; 3] = [
     "/avnology.audit.v1.AuditService/BatchCreateEvents",
     "/grpc.health.v1.Health/Check",
 ];
-
-struct NullStore;
-
-#[async_trait]
-impl EventStore for NullStore {
-    async fn append(&self, batch: &EventBatch) -> Result<AppendOutcome, StoreError> {
-        Ok(AppendOutcome { created: batch.events().len(), duplicates: 0 })
-    }
-    async fn summarize(&self, _: &SummaryQuery) -> Result<Vec<ActionCount>, StoreError> {
-        Ok(Vec::new())
-    }
-    async fn rebuild_rollups(&self) -> Result<(), StoreError> {
-        Ok(())
-    }
-    async fn ping(&self) -> Result<(), StoreError> {
-        Ok(())
-    }
-    async fn is_empty(&self) -> Result<bool, StoreError> {
-        Ok(true)
-    }
-    async fn close(&self) {}
-}
 
 struct Harness {
     runtime: tokio::runtime::Runtime,
@@ -76,12 +51,20 @@ static HARNESS: LazyLock<Harness> = LazyLock::new(|| {
         .unwrap();
         audit_service::auth::Verifier::hs256(SECRET).verify_header(Some(&format!("Bearer {token}"))).await.unwrap()
     });
-    let service = AuditService::new(std::sync::Arc::new(NullStore));
+    // A real store in a scratch file: the target exercises framing and limits, and
+    // a store that never changes keeps every input's path deterministic enough.
+    let path = std::env::temp_dir().join(format!("audit-fuzz-grpc-web-{}.db", std::process::id()));
+    let store = runtime
+        .block_on(audit_service::store::open(&format!("sqlite://{}", path.display()), &Default::default()))
+        .expect("a scratch SQLite store opens");
+    let service = AuditLog::new(store);
     let (_, health) = tonic_health::server::health_reporter();
     let routes =
         tonic::service::Routes::new(GrpcAdapter::new(service).into_server().max_decoding_message_size(64 * 1024))
             .add_service(health);
-    let grpc = MessageLimitLayer::new(64 * 1024).layer(routes);
+    let pool = prost_reflect::DescriptorPool::decode(audit_service::proto::FILE_DESCRIPTOR_SET).unwrap();
+    let methods = audit_service::methods::MethodTable::new(&pool).unwrap();
+    let grpc = MessageLimitLayer::new(64 * 1024, methods).layer(routes);
     let service = tower::util::BoxCloneSyncService::new(tonic_web::GrpcWebLayer::new().layer(grpc));
     Harness { runtime, service, principal }
 });

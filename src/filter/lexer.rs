@@ -1,29 +1,23 @@
 //! Tokens of the filter language, read one at a time as the parser asks, so that the
 //! first error in reading order is the one reported.
 
-use super::FilterError;
+use super::{FilterError, TimeOp};
 
-/// A comparison operator as written.
+/// A comparison operator as written: one of the ordering comparisons (which only
+/// `timestamp` takes all of), or `~`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Op {
-    Eq,
-    Ne,
-    Lt,
-    Le,
-    Gt,
-    Ge,
+    Compare(TimeOp),
     Like,
 }
 
 impl Op {
+    pub(super) const EQ: Self = Self::Compare(TimeOp::Eq);
+    pub(super) const NE: Self = Self::Compare(TimeOp::Ne);
+
     pub(super) fn symbol(self) -> &'static str {
         match self {
-            Self::Eq => "=",
-            Self::Ne => "!=",
-            Self::Lt => "<",
-            Self::Le => "<=",
-            Self::Gt => ">",
-            Self::Ge => ">=",
+            Self::Compare(op) => op.symbol(),
             Self::Like => "~",
         }
     }
@@ -101,13 +95,13 @@ impl<'a> Lexer<'a> {
         let (token, len) = match (c, next) {
             ('(', _) => (Token::Open, 1),
             (')', _) => (Token::Close, 1),
-            ('=', _) => (Token::Op(Op::Eq), 1),
+            ('=', _) => (Token::Op(Op::EQ), 1),
             ('~', _) => (Token::Op(Op::Like), 1),
-            ('!', Some('=')) => (Token::Op(Op::Ne), 2),
-            ('<', Some('=')) => (Token::Op(Op::Le), 2),
-            ('<', _) => (Token::Op(Op::Lt), 1),
-            ('>', Some('=')) => (Token::Op(Op::Ge), 2),
-            ('>', _) => (Token::Op(Op::Gt), 1),
+            ('!', Some('=')) => (Token::Op(Op::NE), 2),
+            ('<', Some('=')) => (Token::Op(Op::Compare(TimeOp::Le)), 2),
+            ('<', _) => (Token::Op(Op::Compare(TimeOp::Lt)), 1),
+            ('>', Some('=')) => (Token::Op(Op::Compare(TimeOp::Ge)), 2),
+            ('>', _) => (Token::Op(Op::Compare(TimeOp::Gt)), 1),
             ('"', _) => return self.quoted(at),
             (c, _) if is_word_char(c) => {
                 let len = self.input[at..].find(|c| !is_word_char(c)).unwrap_or(self.input.len() - at);

@@ -186,27 +186,27 @@ impl<'a> Parser<'a> {
             FilterError::at_byte(self.input, op_at, message)
         };
         let comparison = match (field, op) {
-            (Field::Text(field), Op::Eq) => Comparison::Text { field, op: TextOp::Eq(value) },
-            (Field::Text(field), Op::Ne) => Comparison::Text { field, op: TextOp::Ne(value) },
+            (Field::Text(field), Op::EQ) => Comparison::Text { field, op: TextOp::Eq(value) },
+            (Field::Text(field), Op::NE) => Comparison::Text { field, op: TextOp::Ne(value) },
             (Field::Text(field), Op::Like) => Comparison::Text { field, op: TextOp::Like(Pattern::new(value)) },
             (Field::Ip, Op::Like) => Comparison::Ip(IpOp::Like(Pattern::new(value))),
-            (Field::Ip, Op::Eq | Op::Ne) => {
+            (Field::Ip, Op::EQ | Op::NE) => {
                 let Ok(ip) = value.parse::<IpAddr>() else {
                     let message = format!("ip must be an IPv4 or IPv6 address, not {}", super::quoted(&value));
                     return Err(self.fail(message + r#" (~ takes a pattern, as in ip ~ "198.51.100.*")"#));
                 };
-                Comparison::Ip(if op == Op::Eq { IpOp::Eq(ip) } else { IpOp::Ne(ip) })
+                Comparison::Ip(if op == Op::EQ { IpOp::Eq(ip) } else { IpOp::Ne(ip) })
             }
             (Field::Text(_) | Field::Ip, _) => return Err(misused("=, != or ~")),
-            (Field::Result, Op::Eq | Op::Ne) => {
+            (Field::Result, Op::EQ | Op::NE) => {
                 let Ok(outcome) = Outcome::parse(&value) else {
                     return Err(self.fail(format!("result is success or failure, not {}", super::quoted(&value))));
                 };
-                Comparison::Result { op: if op == Op::Eq { Equality::Eq } else { Equality::Ne }, outcome }
+                Comparison::Result { op: if op == Op::EQ { Equality::Eq } else { Equality::Ne }, outcome }
             }
             (Field::Result, _) => return Err(misused("= or !=")),
             (Field::Timestamp, Op::Like) => return Err(misused("=, !=, <, <=, > or >=")),
-            (Field::Timestamp, op) => {
+            (Field::Timestamp, Op::Compare(op)) => {
                 let instant = rfc3339::parse(&value).map_err(|e| {
                     // `+` ends a bare word, so an offset like +02:00 needs quotes.
                     let after = &self.input[self.current.at..];
@@ -219,23 +219,11 @@ impl<'a> Parser<'a> {
                     self.fail(format!("timestamp {} is not an RFC 3339 time: {e}{hint}", super::quoted(&value)))
                 })?;
                 let nanos = i128::from(instant.seconds) * 1_000_000_000 + i128::from(instant.nanos);
-                time_comparison(time_op(op), nanos)
+                time_comparison(op, nanos)
             }
         };
         self.advance()?;
         Ok(comparison)
-    }
-}
-
-fn time_op(op: Op) -> TimeOp {
-    match op {
-        Op::Eq => TimeOp::Eq,
-        Op::Ne => TimeOp::Ne,
-        Op::Lt => TimeOp::Lt,
-        Op::Le => TimeOp::Le,
-        Op::Gt => TimeOp::Gt,
-        Op::Ge => TimeOp::Ge,
-        Op::Like => unreachable!("~ is refused on timestamp before"),
     }
 }
 

@@ -92,7 +92,7 @@ where
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let protocol = Protocol::of(&request);
         let web_content_type = request.headers().get(header::CONTENT_TYPE).cloned();
-        let answer = move |error: Error| refusal(protocol, web_content_type.as_ref(), &error);
+        let answer = move |error: Error| answer_in(protocol, web_content_type.as_ref(), &error);
         let uri_len = request.uri().path_and_query().map_or(0, |pq| pq.as_str().len());
         if uri_len > self.max_uri_bytes {
             let error = Error::UriTooLong(format!("request target exceeds {} bytes", self.max_uri_bytes));
@@ -136,14 +136,14 @@ where
 
 /// The error answer in the client's protocol: a trailers-only gRPC status, a
 /// gRPC-web trailer frame, or the REST status with its JSON body.
-fn refusal(protocol: Protocol, content_type: Option<&HeaderValue>, error: &Error) -> Response<tonic::body::Body> {
+fn answer_in(protocol: Protocol, content_type: Option<&HeaderValue>, error: &Error) -> Response<tonic::body::Body> {
     match protocol {
         Protocol::Grpc => error.to_status().into_http(),
         Protocol::GrpcWeb => {
             let mut response = error.to_status().into_http::<tonic::body::Body>();
             let content_type = content_type.cloned().unwrap_or(HeaderValue::from_static("application/grpc-web"));
             response.headers_mut().insert(header::CONTENT_TYPE, content_type);
-            super::web_trailers::status_into_body(response)
+            super::grpc_web::status_into_body(response)
         }
         Protocol::Rest => error.to_http().map(|body| tonic::body::Body::new(http_body_util::Full::new(body))),
     }

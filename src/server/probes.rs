@@ -14,7 +14,7 @@ use http::{HeaderValue, Response, StatusCode, header};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
-use crate::service::AuditService;
+use crate::service::AuditLog;
 
 const READY_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long one database verdict answers `/readyz`.
@@ -26,14 +26,14 @@ pub fn healthz() -> Response<Bytes> {
 
 /// The database's last verdict, shared by every listener's `/readyz`.
 pub struct Readiness {
-    service: AuditService,
+    service: AuditLog,
     /// When the verdict was reached, and whether the database answered. Held
     /// across the query, so probes arriving meanwhile wait for its verdict.
     last: Mutex<Option<(Instant, bool)>>,
 }
 
 impl Readiness {
-    pub fn new(service: AuditService) -> Self {
+    pub fn new(service: AuditLog) -> Self {
         Self { service, last: Mutex::new(None) }
     }
 

@@ -13,7 +13,7 @@ use hyper::body::Incoming;
 use tower::{Layer, Service, ServiceBuilder, ServiceExt};
 use tower_http::cors::CorsLayer;
 
-use super::authn::AuthLayer;
+use super::authorize::AuthorizeLayer;
 use super::limits::RequestLimitLayer;
 use super::limits::message::MessageLimitLayer;
 use super::limits::rate::RateLimitLayer;
@@ -28,7 +28,7 @@ use crate::wire::Protocol;
 /// The parts the stack is built from.
 pub struct Parts {
     pub grpc_routes: tonic::service::Routes,
-    pub auth: AuthLayer,
+    pub auth: AuthorizeLayer,
     /// Checked at start (`cors::layer`), so a bad origin list never serves.
     pub cors: CorsLayer,
     pub max_request_bytes: usize,
@@ -36,7 +36,7 @@ pub struct Parts {
     pub methods: MethodTable,
     pub limits: Limits,
     /// The browser dashboard's pages, beside the probes.
-    pub web: crate::web::Web,
+    pub dashboard: crate::dashboard::Dashboard,
     /// Recorded by the telemetry layers, read by `GET /metrics`.
     pub metrics: Metrics,
     /// The database verdict `GET /readyz` answers with, shared with the admin listener.
@@ -82,7 +82,7 @@ pub fn build_stack(parts: Parts) -> anyhow::Result<HttpService> {
             rest,
             auth: parts.auth,
             max_request_bytes: parts.max_request_bytes,
-            web: parts.web,
+            dashboard: parts.dashboard,
             metrics: parts.metrics,
             readiness: parts.readiness,
             metrics_on_public: parts.metrics_on_public,
@@ -112,9 +112,9 @@ struct DispatchInner {
     grpc: GrpcService,
     grpc_web: GrpcService,
     rest: RestGateway,
-    auth: AuthLayer,
+    auth: AuthorizeLayer,
     max_request_bytes: usize,
-    web: crate::web::Web,
+    dashboard: crate::dashboard::Dashboard,
     metrics: Metrics,
     readiness: Arc<probes::Readiness>,
     metrics_on_public: bool,
@@ -149,13 +149,14 @@ impl DispatchInner {
             }
             Protocol::GrpcWeb => {
                 let Ok(response) = self.grpc_web.clone().oneshot(request.map(tonic::body::Body::new)).await;
-                super::web_trailers::status_into_body(response)
+                super::grpc_web::status_into_body(response)
             }
-            Protocol::Rest => self.rest(request).await.map(full),
+            Protocol::Rest => self.plain_http(request).await.map(full),
         }
     }
 
-    async fn rest(&self, request: Request<Incoming>) -> Response<Bytes> {
+    /// Plain HTTP: the probes, `/metrics`, `/openapi.json`, the dashboard, and the REST routes.
+    async fn plain_http(&self, request: Request<Incoming>) -> Response<Bytes> {
         match (request.method(), request.uri().path()) {
             (&Method::GET, "/healthz") => return probes::healthz(),
             (&Method::GET, "/readyz") => return self.readiness.readyz().await,
@@ -164,7 +165,7 @@ impl DispatchInner {
             // No token: it holds counts by RPC and status only, no tenant data. With
             // an admin listener it is served there only (404 here, as any unknown path).
             (&Method::GET, "/metrics") if self.metrics_on_public => return self.metrics.prometheus_response(),
-            (&Method::GET, path) if self.web.serves(path) => return self.web.get(path, request.headers()),
+            (&Method::GET, path) if self.dashboard.serves(path) => return self.dashboard.get(path, request.headers()),
             _ => {}
         }
         // The caller is authorized from the headers before the body is read, and

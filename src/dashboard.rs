@@ -46,11 +46,11 @@ static ETAGS: LazyLock<Vec<HeaderValue>> = LazyLock::new(|| {
 
 /// Serves the dashboard's GET routes; every other path stays with the REST gateway.
 #[derive(Debug, Clone, Default)]
-pub struct Web {
+pub struct Dashboard {
     demo_token: Option<String>,
 }
 
-impl Web {
+impl Dashboard {
     /// `demo_token` is offered at `GET /demo-token` when set; without it that path does not exist (404).
     pub fn new(demo_token: Option<String>) -> Self {
         Self { demo_token }
@@ -61,7 +61,7 @@ impl Web {
         (path == "/demo-token" && self.demo_token.is_some()) || ASSETS.iter().any(|asset| asset.path == path)
     }
 
-    /// The answer to `GET path`, for a path that [`Web::serves`].
+    /// The answer to `GET path`, for a path that [`Dashboard::serves`].
     pub fn get(&self, path: &str, request_headers: &HeaderMap) -> Response<Bytes> {
         if path == "/demo-token"
             && let Some(token) = &self.demo_token
@@ -136,9 +136,9 @@ mod tests {
 
     #[test]
     fn serves_the_page_with_a_strict_policy() {
-        let web = Web::default();
-        assert!(web.serves("/") && web.serves("/assets/app.js") && web.serves("/assets/app.css"));
-        let page = web.get("/", &HeaderMap::new());
+        let dashboard = Dashboard::default();
+        assert!(dashboard.serves("/") && dashboard.serves("/assets/app.js") && dashboard.serves("/assets/app.css"));
+        let page = dashboard.get("/", &HeaderMap::new());
         assert_eq!(page.status(), StatusCode::OK);
         assert_eq!(header(&page, "content-type"), "text/html; charset=utf-8");
         assert!(header(&page, "content-security-policy").contains("script-src 'self';"));
@@ -146,33 +146,36 @@ mod tests {
         assert_eq!(header(&page, "cache-control"), "no-cache");
         assert!(std::str::from_utf8(page.body()).unwrap().contains(r#"src="/assets/app.js""#));
         assert_eq!(
-            header(&web.get("/assets/app.js", &HeaderMap::new()), "content-type"),
+            header(&dashboard.get("/assets/app.js", &HeaderMap::new()), "content-type"),
             "text/javascript; charset=utf-8"
         );
-        assert_eq!(header(&web.get("/assets/app.css", &HeaderMap::new()), "content-type"), "text/css; charset=utf-8");
+        assert_eq!(
+            header(&dashboard.get("/assets/app.css", &HeaderMap::new()), "content-type"),
+            "text/css; charset=utf-8"
+        );
     }
 
     #[test]
     fn a_matching_etag_answers_not_modified() {
-        let web = Web::default();
-        let first = web.get("/assets/app.js", &HeaderMap::new());
+        let dashboard = Dashboard::default();
+        let first = dashboard.get("/assets/app.js", &HeaderMap::new());
         let etag = first.headers()[header::ETAG].clone();
         let mut headers = HeaderMap::new();
         headers.insert(
             header::IF_NONE_MATCH,
             HeaderValue::from_str(&format!("\"x\", W/{}", etag.to_str().unwrap())).unwrap(),
         );
-        let again = web.get("/assets/app.js", &headers);
+        let again = dashboard.get("/assets/app.js", &headers);
         assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
         assert!(again.body().is_empty());
         headers.insert(header::IF_NONE_MATCH, HeaderValue::from_static("\"other\""));
-        assert_eq!(web.get("/assets/app.js", &headers).status(), StatusCode::OK);
+        assert_eq!(dashboard.get("/assets/app.js", &headers).status(), StatusCode::OK);
     }
 
     #[test]
     fn the_demo_token_exists_only_in_demo_mode() {
-        assert!(!Web::default().serves("/demo-token"));
-        let demo = Web::new(Some("tok.en.x".into()));
+        assert!(!Dashboard::default().serves("/demo-token"));
+        let demo = Dashboard::new(Some("tok.en.x".into()));
         assert!(demo.serves("/demo-token"));
         let answer = demo.get("/demo-token", &HeaderMap::new());
         assert_eq!(answer.status(), StatusCode::OK);

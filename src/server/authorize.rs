@@ -19,12 +19,12 @@ use crate::methods::{Access, MethodTable};
 const GUARDED_PACKAGE: &str = "avnology.";
 
 #[derive(Clone)]
-pub struct AuthLayer {
+pub struct AuthorizeLayer {
     verifier: Arc<Verifier>,
     methods: MethodTable,
 }
 
-impl AuthLayer {
+impl AuthorizeLayer {
     pub fn new(verifier: Arc<Verifier>, methods: MethodTable) -> Self {
         for method in methods.iter().filter(|method| method.access() == &Access::Closed) {
             tracing::warn!(method = method.full_name(), "method lacks required_scope; every call to it is refused");
@@ -33,21 +33,21 @@ impl AuthLayer {
     }
 }
 
-impl<S> Layer<S> for AuthLayer {
-    type Service = AuthService<S>;
+impl<S> Layer<S> for AuthorizeLayer {
+    type Service = Authorize<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        AuthService { inner, layer: self.clone() }
+        Authorize { inner, layer: self.clone() }
     }
 }
 
 #[derive(Clone)]
-pub struct AuthService<S> {
+pub struct Authorize<S> {
     inner: S,
-    layer: AuthLayer,
+    layer: AuthorizeLayer,
 }
 
-impl AuthLayer {
+impl AuthorizeLayer {
     /// Verifies the caller of the RPC at `grpc_path` from the request headers
     /// alone, so that no body byte is read for a caller who is not allowed in.
     /// `None` for the methods that need no token (health, reflection).
@@ -66,7 +66,7 @@ impl AuthLayer {
             None => return Ok(None),
         };
         let header = headers.get(http::header::AUTHORIZATION).map(|v| v.to_str().unwrap_or("\u{0}"));
-        let principal = self.verifier.verify_header(header).await.map_err(refusal)?;
+        let principal = self.verifier.verify_header(header).await.map_err(into_error)?;
         if let Some(scope) = &scope
             && !principal.has_scope(scope)
         {
@@ -79,7 +79,7 @@ impl AuthLayer {
     }
 }
 
-impl<S, B> Service<Request<B>> for AuthService<S>
+impl<S, B> Service<Request<B>> for Authorize<S>
 where
     S: Service<Request<B>, Response = Response<tonic::body::Body>> + Clone + Send + 'static,
     S::Future: Send,
@@ -116,7 +116,7 @@ where
     }
 }
 
-fn refusal(error: AuthError) -> Error {
+fn into_error(error: AuthError) -> Error {
     match error {
         AuthError::Missing => Error::Unauthenticated("missing bearer token".into()),
         AuthError::Invalid(reason) => Error::Unauthenticated(format!("invalid token: {reason}")),
