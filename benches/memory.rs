@@ -114,6 +114,7 @@ fn grpc_frame() -> Bytes {
         action: "session.login".into(),
         result: "success".into(),
         details: Some(details),
+        log_index: 0,
         ..Default::default()
     };
     let count = (MAX_REQUEST_BYTES - 64) / (event.encoded_len() + 4);

@@ -75,6 +75,7 @@ pub async fn seed_if_empty(store: &DynStore) -> anyhow::Result<usize> {
                     ip: format!("203.0.113.{}", user % 250 + 1),
                     user_agent: "Mozilla/5.0 (X11; Linux x86_64)".into(),
                     details: None,
+                    log_index: 0,
                 });
             }
         }

@@ -45,6 +45,17 @@ impl audit_service_server::AuditService for GrpcAdapter {
         let outcome = self.service.append(&principal, batch).await?;
         Ok(Response::new(outcome.into()))
     }
+
+    async fn get_event(&self, _request: Request<pb::GetEventRequest>) -> Result<Response<pb::AuditEvent>, Status> {
+        Err(Status::unimplemented("GetEvent is not built yet"))
+    }
+
+    async fn list_events(
+        &self,
+        _request: Request<pb::ListEventsRequest>,
+    ) -> Result<Response<pb::ListEventsResponse>, Status> {
+        Err(Status::unimplemented("ListEvents is not built yet"))
+    }
 }
 
 /// The caller the auth layer verified. Its absence means the layer is missing

@@ -13,7 +13,7 @@ pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 pub use crate::config::StoreSettings;
-use crate::domain::{ActionCount, EventBatch, SummaryQuery};
+use crate::domain::{ActionCount, EventBatch, EventLookup, EventPage, ListQuery, StoredEvent, SummaryQuery};
 
 /// What an append did: events newly stored, and events whose id was already there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,6 +67,16 @@ pub trait EventStore: Send + Sync + 'static {
 
     /// Per-action counts of the events in the query's range and scope, unordered.
     async fn summarize(&self, query: &SummaryQuery) -> Result<Vec<ActionCount>, StoreError>;
+
+    /// The events with the lookup's id in its scope: none, one, or (for a scope of
+    /// every organization) up to two, so the caller can tell one from several. The
+    /// same single index probe whether or not the id exists in another organization.
+    async fn get_event(&self, lookup: &EventLookup) -> Result<Vec<StoredEvent>, StoreError>;
+
+    /// One page of a listing, by keyset (never OFFSET): the cost of a page does not
+    /// grow with how deep it is. Only events committed before the query's snapshot
+    /// (or, for a first page, before now) are listed.
+    async fn list_events(&self, query: &ListQuery) -> Result<EventPage, StoreError>;
 
     /// Recomputes every rollup from the events, atomically.
     async fn rebuild_rollups(&self) -> Result<(), StoreError>;

@@ -166,6 +166,7 @@ impl Generator {
             ip: format!("198.51.100.{}", self.rng.below(254) + 1),
             user_agent: "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36".into(),
             details: None,
+            log_index: 0,
         };
         (event, fact)
     }

@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use tracing::Instrument as _;
 use tracing::field::Empty;
 
-use crate::domain::{ActionCount, EventBatch, SummaryQuery};
+use crate::domain::{ActionCount, EventBatch, EventLookup, EventPage, ListQuery, StoredEvent, SummaryQuery};
 use crate::metrics::Metrics;
 use crate::store::{AppendOutcome, DynStore, EventStore, PoolStats, StoreError};
 
@@ -59,6 +59,18 @@ const REBUILD_ROLLUPS: Call = Call {
     operation: "INSERT",
     table: Some("audit_rollups"),
     function: "EventStore::rebuild_rollups",
+};
+const GET_EVENT: Call = Call {
+    name: "SELECT audit_events",
+    operation: "SELECT",
+    table: Some("audit_events"),
+    function: "EventStore::get_event",
+};
+const LIST_EVENTS: Call = Call {
+    name: "SELECT audit_events",
+    operation: "SELECT",
+    table: Some("audit_events"),
+    function: "EventStore::list_events",
 };
 const PING: Call = Call { name: "SELECT", operation: "SELECT", table: None, function: "EventStore::ping" };
 const IS_EMPTY: Call = Call {
@@ -121,6 +133,14 @@ impl EventStore for InstrumentedStore {
 
     async fn summarize(&self, query: &SummaryQuery) -> Result<Vec<ActionCount>, StoreError> {
         traced(self.span(&SUMMARIZE), self.inner.summarize(query)).await
+    }
+
+    async fn get_event(&self, lookup: &EventLookup) -> Result<Vec<StoredEvent>, StoreError> {
+        traced(self.span(&GET_EVENT), self.inner.get_event(lookup)).await
+    }
+
+    async fn list_events(&self, query: &ListQuery) -> Result<EventPage, StoreError> {
+        traced(self.span(&LIST_EVENTS), self.inner.list_events(query)).await
     }
 
     async fn rebuild_rollups(&self) -> Result<(), StoreError> {

@@ -47,6 +47,7 @@ pub fn event(id: &str, org: &str, action: &str, result: &str, at: &str) -> pb::A
         ip: "192.0.2.10".into(),
         user_agent: "test".into(),
         details: None,
+        log_index: 0,
     }
 }
 

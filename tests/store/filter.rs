@@ -86,6 +86,7 @@ fn event(rng: &mut StdRng, org: &str, i: usize) -> pb::AuditEvent {
         ip,
         user_agent: text(rng),
         details: None,
+        log_index: 0,
     }
 }
 

@@ -183,6 +183,7 @@ impl Generated {
             ip: "2001:db8::7".into(),
             user_agent: "conformance".into(),
             details: None,
+            log_index: 0,
         }
     }
 }

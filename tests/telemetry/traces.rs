@@ -137,6 +137,7 @@ async fn grpc_batch_continues_the_trace_from_metadata_down_to_the_insert() {
         ip: "192.0.2.10".into(),
         user_agent: "test".into(),
         details: Some(details.clone()),
+        log_index: 0,
     };
     let request = pb::BatchCreateEventsRequest { events: vec![event("evt_1"), event("evt_2")] };
     let reply = server
