@@ -120,6 +120,11 @@ pub enum TextField {
     UserAgent,
 }
 
+impl TextField {
+    pub const ALL: [Self; 7] =
+        [Self::Id, Self::Action, Self::ActorType, Self::ActorId, Self::TargetType, Self::TargetId, Self::UserAgent];
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TextOp {
     Eq(String),

@@ -19,17 +19,7 @@ fn text_value() -> impl Strategy<Value = String> {
 }
 
 fn comparison() -> impl Strategy<Value = Comparison> {
-    let text_field = proptest::sample::select(
-        &[
-            TextField::Id,
-            TextField::Action,
-            TextField::ActorType,
-            TextField::ActorId,
-            TextField::TargetType,
-            TextField::TargetId,
-            TextField::UserAgent,
-        ][..],
-    );
+    let text_field = proptest::sample::select(&TextField::ALL[..]);
     let text_op = prop_oneof![
         text_value().prop_map(TextOp::Eq),
         text_value().prop_map(TextOp::Ne),

@@ -108,17 +108,7 @@ fn random_expr(rng: &mut StdRng, depth: usize) -> Expr {
 }
 
 fn random_comparison(rng: &mut StdRng) -> Comparison {
-    let field = *[
-        TextField::Id,
-        TextField::Action,
-        TextField::ActorType,
-        TextField::ActorId,
-        TextField::TargetType,
-        TextField::TargetId,
-        TextField::UserAgent,
-    ]
-    .choose(rng)
-    .unwrap();
+    let field = *TextField::ALL.choose(rng).unwrap();
     let value = |rng: &mut StdRng| match field {
         TextField::Id => format!("{}{}", ID_STEMS.choose(rng).unwrap(), rng.random_range(0..30)),
         TextField::Action => (*ACTIONS.choose(rng).unwrap()).to_owned(),
