@@ -347,6 +347,11 @@ BEGIN
             SET event_count = audit_rollups.event_count + excluded.event_count,
                 failure_count = audit_rollups.failure_count + excluded.failure_count;
     END LOOP;
+    -- Twice too: a log counter is created, then advanced (the append's lock and bump).
+    FOR i IN 1..2 LOOP
+        INSERT INTO audit_logs (organization_id, next_index) VALUES ('org_check', i)
+        ON CONFLICT (organization_id) DO UPDATE SET next_index = excluded.next_index;
+    END LOOP;
     PERFORM audit_ensure_partitions(1);
 END;
 $$;
@@ -354,10 +359,10 @@ SELECT count(*) FROM audit_events;
 SQL
     then
         cat "$WORK/insert.out" >&2
-        fail grants "audit_service cannot insert an event, upsert a rollup or ensure partitions (above)"
+        fail grants "audit_service cannot insert an event, upsert a rollup or a log counter, or ensure partitions (above)"
         return
     fi
-    echo "audit_service inserted an event and its id, upserted a rollup, ran audit_ensure_partitions"
+    echo "audit_service inserted an event and its id, upserted a rollup and a log counter, ran audit_ensure_partitions"
 
     echo "audit_service may not change or remove anything, nor change the schema:"
     local statement
@@ -372,6 +377,8 @@ DELETE FROM audit_event_ids
 TRUNCATE audit_event_ids
 DELETE FROM audit_rollups
 TRUNCATE audit_rollups
+DELETE FROM audit_logs
+TRUNCATE audit_logs
 ALTER TABLE audit_events DISABLE TRIGGER USER
 CREATE TABLE audit_shadow (id text)
 SELECT audit_drop_partitions_before(9223372036854775807)

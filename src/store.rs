@@ -1,5 +1,6 @@
 //! The storage boundary: one trait every database implements, in domain types only.
 
+mod listing;
 mod postgres;
 pub mod rollup;
 mod sql;
@@ -9,6 +10,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+pub use listing::MAX_PAGE_EVENTS;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 

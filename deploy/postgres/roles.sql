@@ -12,7 +12,7 @@
 --                     Kubernetes migration Job), `audit-service rebuild-rollups`,
 --                     and owns the SECURITY DEFINER maintenance functions.
 --   audit_service     what the replicas connect as: SELECT/INSERT on events and ids,
---                     upserts on rollups, EXECUTE on audit_ensure_partitions. No
+--                     upserts on rollups and log counters, EXECUTE on audit_ensure_partitions. No
 --                     UPDATE or DELETE on events, no DDL: a compromised replica can
 --                     add events, never rewrite or remove them.
 --   audit_maintainer  the scheduled partition job: EXECUTE on
@@ -92,6 +92,10 @@ BEGIN
             -- the rollups are upserted (INSERT … ON CONFLICT DO UPDATE) in the batch's
             -- transaction; no DELETE (rebuild-rollups runs as audit_migrator)
             ('audit_rollups',    'SELECT, INSERT, UPDATE'),
+            -- each organization's next log index, advanced (INSERT … ON CONFLICT DO
+            -- UPDATE, then UPDATE) in the batch's transaction; no DELETE, and its
+            -- triggers refuse an update that would move a counter back
+            ('audit_logs',       'SELECT, INSERT, UPDATE'),
             -- read by a replica that verifies, at start, that the schema has every
             -- migration it knows; only the migrator writes it
             ('_sqlx_migrations', 'SELECT')

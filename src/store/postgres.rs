@@ -4,7 +4,7 @@
 
 mod sql;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::str::FromStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -15,10 +15,13 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::{ConnectOptions as _, Connection as _, Postgres};
 use tokio::task::AbortHandle;
 
-use super::rollup;
 use super::sql::ANY_EVENT;
 use super::{AppendOutcome, EventStore, StoreError, StoreSettings, counts_of};
-use crate::domain::{ActionCount, EventBatch, NewEvent, Outcome, SummaryQuery};
+use super::{listing, rollup};
+use crate::domain::{
+    ActionCount, EventBatch, EventLookup, EventPage, ListQuery, NewEvent, OrgScope, Outcome, Snapshot, StoredEvent,
+    SummaryQuery,
+};
 use sql::*;
 
 // sqlx 0.9's PostgreSQL migrator holds `pg_advisory_lock` (a key derived from the
@@ -37,6 +40,27 @@ const APPEND_ATTEMPTS: u32 = 4;
 /// How long start waits for the first connection: an unreachable host fails the
 /// start instead of hanging it for the operating system's TCP retries.
 const STARTUP_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Longest snapshot text taken from a caller: `xmin:xmax:` and the transactions in
+/// progress, which stay far fewer than this allows on any real server.
+const MAX_SNAPSHOT_LEN: usize = 64 * 1024;
+
+/// A snapshot as `pg_current_snapshot()::text` writes it (`xmin:xmax:xip,…`),
+/// checked before PostgreSQL parses it, so anything else is a clean refusal.
+fn checked_snapshot(snapshot: &Snapshot) -> Result<String, StoreError> {
+    let text = snapshot.0.as_str();
+    let number = |part: &str| !part.is_empty() && part.len() <= 20 && part.bytes().all(|b| b.is_ascii_digit());
+    let mut parts = text.splitn(3, ':');
+    let well_formed = text.len() <= MAX_SNAPSHOT_LEN
+        && parts.next().is_some_and(number)
+        && parts.next().is_some_and(number)
+        && parts.next().is_some_and(|xip| xip.is_empty() || xip.split(',').all(number));
+    if well_formed {
+        Ok(text.to_owned())
+    } else {
+        Err(StoreError::Other(anyhow::anyhow!("malformed listing snapshot")))
+    }
+}
 
 pub struct PostgresStore {
     pool: PgPool,
@@ -117,29 +141,51 @@ impl PostgresStore {
         self.pool.acquire().await.map_err(StoreError::Unavailable)
     }
 
-    /// One attempt at the whole append transaction; returns the events stored.
+    /// One attempt at the whole append transaction; returns the events stored, each
+    /// with its log index. `firsts` holds each id of the batch once (its first
+    /// copy), in batch order: the order in which an organization's indexes are given.
     async fn append_once<'a>(
         &self,
         conn: &mut PgConnection,
-        sorted: &[&'a NewEvent],
-    ) -> Result<Vec<&'a NewEvent>, sqlx::Error> {
+        firsts: &[&'a NewEvent],
+    ) -> Result<Vec<(&'a NewEvent, i64)>, sqlx::Error> {
         let mut tx = conn.begin().await?;
-        let (orgs, ids): (Vec<&str>, Vec<&str>) =
-            sorted.iter().map(|e| (e.organization_id.as_str(), e.id.as_str())).unzip();
-        let claimed: HashSet<(String, String)> =
-            sqlx::query_as(CLAIM_IDS).bind(&orgs).bind(&ids).fetch_all(&mut *tx).await?.into_iter().collect();
-        // A duplicate inside the batch conflicts with its first copy, which the
-        // stable sort kept first: take each claimed key once, for that copy.
-        let mut unclaimed = claimed;
-        let stored: Vec<&NewEvent> = sorted
-            .iter()
-            .copied()
-            .filter(|e| unclaimed.remove(&(e.organization_id.as_str().to_owned(), e.id.clone())))
+        let orgs: BTreeSet<&str> = firsts.iter().map(|e| e.organization_id.as_str()).collect();
+        let mut next: BTreeMap<String, i64> = sqlx::query_as(LOCK_LOG_COUNTERS)
+            .bind(orgs.into_iter().collect::<Vec<&str>>())
+            .fetch_all(&mut *tx)
+            .await?
+            .into_iter()
             .collect();
+        let (orgs, ids): (Vec<&str>, Vec<&str>) =
+            firsts.iter().map(|e| (e.organization_id.as_str(), e.id.as_str())).unzip();
+        let stored_before: HashSet<(String, String)> =
+            sqlx::query_as(STORED_IDS).bind(&orgs).bind(&ids).fetch_all(&mut *tx).await?.into_iter().collect();
+        let mut stored = Vec::new();
+        for &event in firsts {
+            if stored_before.contains(&(event.organization_id.as_str().to_owned(), event.id.clone())) {
+                continue;
+            }
+            // Every organization of the batch got its counter above.
+            let counter = next.entry(event.organization_id.as_str().to_owned()).or_insert(0);
+            stored.push((event, *counter));
+            *counter += 1;
+        }
         if !stored.is_empty() {
+            let advanced: BTreeMap<&str, i64> =
+                stored.iter().map(|(e, index)| (e.organization_id.as_str(), index + 1)).collect();
+            sqlx::query(INSERT_IDS)
+                .bind(stored.iter().map(|(e, _)| e.organization_id.as_str()).collect::<Vec<&str>>())
+                .bind(stored.iter().map(|(e, _)| e.id.as_str()).collect::<Vec<&str>>())
+                .bind(stored.iter().map(|(_, index)| *index).collect::<Vec<i64>>())
+                .bind(stored.iter().map(|(e, _)| e.timestamp.get()).collect::<Vec<i64>>())
+                .bind(advanced.keys().copied().collect::<Vec<&str>>())
+                .bind(advanced.values().copied().collect::<Vec<i64>>())
+                .execute(&mut *tx)
+                .await?;
             insert_events(&mut tx, &stored).await?;
             if self.maintain_rollups {
-                add_to_rollups(&mut tx, &stored).await?;
+                add_to_rollups(&mut tx, stored.iter().map(|(e, _)| *e)).await?;
             }
         }
         tx.commit().await?;
@@ -147,8 +193,9 @@ impl PostgresStore {
     }
 }
 
-async fn insert_events(conn: &mut PgConnection, events: &[&NewEvent]) -> Result<(), sqlx::Error> {
+async fn insert_events(conn: &mut PgConnection, stored: &[(&NewEvent, i64)]) -> Result<(), sqlx::Error> {
     let received_at = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as i64);
+    let events: Vec<&NewEvent> = stored.iter().map(|(e, _)| *e).collect();
     let column = |f: fn(&NewEvent) -> &str| events.iter().map(|e| f(e)).collect::<Vec<&str>>();
     sqlx::query(INSERT_EVENTS)
         .bind(column(|e| e.organization_id.as_str()))
@@ -164,13 +211,17 @@ async fn insert_events(conn: &mut PgConnection, events: &[&NewEvent]) -> Result<
         .bind(column(|e| e.user_agent.as_str()))
         .bind(events.iter().map(|e| e.details_json.as_deref()).collect::<Vec<Option<&str>>>())
         .bind(received_at)
+        .bind(stored.iter().map(|(_, index)| *index).collect::<Vec<i64>>())
         .execute(conn)
         .await?;
     Ok(())
 }
 
-async fn add_to_rollups(conn: &mut PgConnection, stored: &[&NewEvent]) -> Result<(), sqlx::Error> {
-    let increments = rollup::increments(stored.iter().copied());
+async fn add_to_rollups<'a>(
+    conn: &mut PgConnection,
+    stored: impl IntoIterator<Item = &'a NewEvent>,
+) -> Result<(), sqlx::Error> {
+    let increments = rollup::increments(stored);
     let mut columns = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for (key, counts) in &increments {
         columns.0.push(key.series.as_str());
@@ -224,19 +275,20 @@ async fn keep_partitions_ahead(pool: PgPool) {
 #[async_trait]
 impl EventStore for PostgresStore {
     async fn append(&self, batch: &EventBatch) -> Result<AppendOutcome, StoreError> {
-        // Sorted by (organization, id), stable so a duplicate's first copy stays
-        // first: concurrent batches then take row locks in one order.
-        let mut sorted: Vec<&NewEvent> = batch.events().iter().collect();
-        sorted.sort_by(|a, b| (&a.organization_id, &a.id).cmp(&(&b.organization_id, &b.id)));
+        // A duplicate inside the batch is its first copy's duplicate.
+        let mut seen: HashSet<(&str, &str)> = HashSet::new();
+        let firsts: Vec<&NewEvent> =
+            batch.events().iter().filter(|e| seen.insert((e.organization_id.as_str(), e.id.as_str()))).collect();
         let mut conn = self.connection().await?;
         let mut attempt = 1;
         loop {
-            match self.append_once(&mut conn, &sorted).await {
+            match self.append_once(&mut conn, &firsts).await {
                 Ok(stored) => {
-                    return Ok(AppendOutcome { created: stored.len(), duplicates: sorted.len() - stored.len() });
+                    let total = batch.events().len();
+                    return Ok(AppendOutcome { created: stored.len(), duplicates: total - stored.len() });
                 }
                 Err(error) if attempt < APPEND_ATTEMPTS && is_retryable(&error) => {
-                    // Batches take their locks in one order, so this should stay rare.
+                    // Batches lock their counters in one order, so this should stay rare.
                     tracing::warn!(attempt, error = %error, "append rolled back by the database; retrying");
                     // Jittered, so that the transactions that collided do not collide again.
                     let pause = Duration::from_millis(rand::random_range(1..=10) * u64::from(attempt));
@@ -257,15 +309,27 @@ impl EventStore for PostgresStore {
         counts_of(sql.build().fetch_all(&mut *conn).await?)
     }
 
-    async fn get_event(
-        &self,
-        _lookup: &crate::domain::EventLookup,
-    ) -> Result<Vec<crate::domain::StoredEvent>, StoreError> {
-        Err(StoreError::Other(anyhow::anyhow!("get_event is not built yet on PostgreSQL")))
+    async fn get_event(&self, lookup: &EventLookup) -> Result<Vec<StoredEvent>, StoreError> {
+        let mut conn = self.connection().await?;
+        let rows = match &lookup.scope {
+            OrgScope::One(org) => {
+                sqlx::query(GET_EVENT_IN_ORG).bind(lookup.id.as_str()).bind(org.as_str()).fetch_all(&mut *conn).await?
+            }
+            OrgScope::All => sqlx::query(GET_EVENT_ANY_ORG).bind(lookup.id.as_str()).fetch_all(&mut *conn).await?,
+        };
+        listing::events_of(rows)
     }
 
-    async fn list_events(&self, _query: &crate::domain::ListQuery) -> Result<crate::domain::EventPage, StoreError> {
-        Err(StoreError::Other(anyhow::anyhow!("list_events is not built yet on PostgreSQL")))
+    async fn list_events(&self, query: &ListQuery) -> Result<EventPage, StoreError> {
+        let mut conn = self.connection().await?;
+        let snapshot = match &query.snapshot {
+            Some(snapshot) => checked_snapshot(snapshot)?,
+            None => sqlx::query_scalar(CURRENT_SNAPSHOT).fetch_one(&mut *conn).await?,
+        };
+        let mut statement = listing::page_statement::<Postgres, String>(&DIALECT, query, snapshot.clone())?;
+        let rows = statement.build().fetch_all(&mut *conn).await?;
+        let (events, more) = listing::page_of(listing::events_of(rows)?, query.limit);
+        Ok(EventPage { events, more, snapshot: Snapshot(snapshot) })
     }
 
     async fn rebuild_rollups(&self) -> Result<(), StoreError> {

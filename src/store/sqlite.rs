@@ -3,7 +3,7 @@
 
 mod sql;
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::str::FromStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -11,10 +11,13 @@ use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 
-use super::rollup;
 use super::sql::ANY_EVENT;
 use super::{AppendOutcome, EventStore, StoreError, counts_of};
-use crate::domain::{ActionCount, EventBatch, NewEvent, Outcome, SummaryQuery};
+use super::{listing, rollup};
+use crate::domain::{
+    ActionCount, EventBatch, EventLookup, EventPage, ListQuery, NewEvent, OrgScope, Outcome, Snapshot, StoredEvent,
+    SummaryQuery,
+};
 use sql::*;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -48,6 +51,16 @@ async fn recorded_migrations(pool: &SqlitePool) -> anyhow::Result<i64> {
         return Ok(0);
     }
     Ok(sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations").fetch_one(pool).await?)
+}
+
+/// A snapshot this store made: a commit sequence number. Anything else is refused,
+/// never guessed at.
+fn parse_snapshot(snapshot: &Snapshot) -> Result<i64, StoreError> {
+    let text = snapshot.0.as_str();
+    match text.parse::<i64>() {
+        Ok(seq) if seq >= 0 && text.bytes().all(|b| b.is_ascii_digit()) => Ok(seq),
+        _ => Err(StoreError::Other(anyhow::anyhow!("malformed listing snapshot"))),
+    }
 }
 
 pub struct SqliteStore {
@@ -89,16 +102,38 @@ impl SqliteStore {
         self
     }
 
-    /// Inserts the events, returning which of them were new.
+    /// Inserts the events not stored before (the first copy of an id the batch
+    /// repeats), each with the next log index of its organization in batch order;
+    /// returns them. Runs in a transaction that holds the write lock from its start,
+    /// so the ids and counters it reads stay what it read until it commits.
     async fn insert_events<'a>(
         conn: &mut SqliteConnection,
         events: &'a [NewEvent],
     ) -> Result<Vec<&'a NewEvent>, StoreError> {
         let received_at = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as i64);
-        let mut inserted: HashSet<(String, String)> = HashSet::new();
-        for chunk in events.chunks(EVENT_ROWS_PER_STATEMENT) {
+        let mut seen: HashSet<(&str, &str)> = HashSet::new();
+        let firsts: Vec<&NewEvent> =
+            events.iter().filter(|e| seen.insert((e.organization_id.as_str(), e.id.as_str()))).collect();
+        let stored_before = Self::stored_ids(conn, &firsts).await?;
+        let new: Vec<&NewEvent> = firsts
+            .into_iter()
+            .filter(|e| !stored_before.contains(&(e.organization_id.as_str().to_owned(), e.id.clone())))
+            .collect();
+        if new.is_empty() {
+            return Ok(new);
+        }
+        let mut next = Self::log_counters(conn, &new).await?;
+        let indexed: Vec<(&NewEvent, i64)> = new
+            .iter()
+            .map(|&e| {
+                let counter = next.entry(e.organization_id.as_str().to_owned()).or_insert(0);
+                *counter += 1;
+                (e, *counter - 1)
+            })
+            .collect();
+        for chunk in indexed.chunks(EVENT_ROWS_PER_STATEMENT) {
             let mut insert = QueryBuilder::<Sqlite>::new(INSERT_EVENTS);
-            insert.push_values(chunk, |mut row, event| {
+            insert.push_values(chunk, |mut row, &(event, log_index)| {
                 row.push_bind(event.organization_id.as_str())
                     .push_bind(event.id.as_str())
                     .push_bind(event.timestamp.get())
@@ -111,16 +146,66 @@ impl SqliteStore {
                     .push_bind(event.ip.map(|ip| ip.to_string()))
                     .push_bind(event.user_agent.as_str())
                     .push_bind(event.details_json.as_deref())
-                    .push_bind(received_at);
+                    .push_bind(received_at)
+                    .push_bind(log_index);
             });
-            insert.push(INSERT_EVENTS_TAIL);
-            for row in insert.build().fetch_all(&mut *conn).await? {
-                inserted.insert((row.try_get(0)?, row.try_get(1)?));
+            insert.build().execute(&mut *conn).await?;
+        }
+        let counters: Vec<(String, i64)> = next.into_iter().collect();
+        for chunk in counters.chunks(LOG_COUNTERS_PER_STATEMENT) {
+            let mut upsert = QueryBuilder::<Sqlite>::new(UPSERT_LOG_COUNTERS);
+            upsert.push_values(chunk, |mut row, (org, next)| {
+                row.push_bind(org.as_str()).push_bind(*next);
+            });
+            upsert.push(UPSERT_LOG_COUNTERS_TAIL);
+            upsert.build().execute(&mut *conn).await?;
+        }
+        Ok(new)
+    }
+
+    /// Which of the events' `(organization_id, id)` are stored already.
+    async fn stored_ids(
+        conn: &mut SqliteConnection,
+        events: &[&NewEvent],
+    ) -> Result<HashSet<(String, String)>, StoreError> {
+        let mut stored = HashSet::new();
+        for chunk in events.chunks(IDS_PER_STATEMENT) {
+            let mut select = QueryBuilder::<Sqlite>::new(STORED_IDS);
+            let mut values = select.separated(", ");
+            for event in chunk {
+                values.push("(").push_bind_unseparated(event.id.as_str());
+                values.push_unseparated(", ").push_bind_unseparated(event.organization_id.as_str());
+                values.push_unseparated(")");
+            }
+            select.push(STORED_IDS_TAIL);
+            for row in select.build().fetch_all(&mut *conn).await? {
+                stored.insert((row.try_get(0)?, row.try_get(1)?));
             }
         }
-        // A duplicate inside the batch conflicts with its first copy: take each
-        // returned key once, for the first event that carries it.
-        Ok(events.iter().filter(|e| inserted.remove(&(e.organization_id.as_str().to_owned(), e.id.clone()))).collect())
+        Ok(stored)
+    }
+
+    /// The next log index of each organization the events belong to, for those that
+    /// have a log yet.
+    async fn log_counters(
+        conn: &mut SqliteConnection,
+        events: &[&NewEvent],
+    ) -> Result<BTreeMap<String, i64>, StoreError> {
+        let orgs: BTreeSet<&str> = events.iter().map(|e| e.organization_id.as_str()).collect();
+        let orgs: Vec<&str> = orgs.into_iter().collect();
+        let mut next = BTreeMap::new();
+        for chunk in orgs.chunks(ORGS_PER_STATEMENT) {
+            let mut select = QueryBuilder::<Sqlite>::new(LOG_COUNTERS);
+            let mut values = select.separated(", ");
+            for org in chunk {
+                values.push_bind(*org);
+            }
+            select.push(LOG_COUNTERS_TAIL);
+            for row in select.build().fetch_all(&mut *conn).await? {
+                next.insert(row.try_get(0)?, row.try_get(1)?);
+            }
+        }
+        Ok(next)
     }
 
     async fn add_to_rollups(conn: &mut SqliteConnection, stored: &[&NewEvent]) -> Result<(), StoreError> {
@@ -145,7 +230,7 @@ impl SqliteStore {
 #[async_trait]
 impl EventStore for SqliteStore {
     async fn append(&self, batch: &EventBatch) -> Result<AppendOutcome, StoreError> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with(BEGIN_APPEND).await?;
         let stored = Self::insert_events(&mut tx, batch.events()).await?;
         if self.maintain_rollups {
             Self::add_to_rollups(&mut tx, &stored).await?;
@@ -162,15 +247,32 @@ impl EventStore for SqliteStore {
         counts_of(sql.build().fetch_all(&self.readers).await?)
     }
 
-    async fn get_event(
-        &self,
-        _lookup: &crate::domain::EventLookup,
-    ) -> Result<Vec<crate::domain::StoredEvent>, StoreError> {
-        Err(StoreError::Other(anyhow::anyhow!("get_event is not built yet on SQLite")))
+    async fn get_event(&self, lookup: &EventLookup) -> Result<Vec<StoredEvent>, StoreError> {
+        let rows = match &lookup.scope {
+            OrgScope::One(org) => {
+                sqlx::query(GET_EVENT_IN_ORG)
+                    .bind(lookup.id.as_str())
+                    .bind(org.as_str())
+                    .fetch_all(&self.readers)
+                    .await?
+            }
+            OrgScope::All => sqlx::query(GET_EVENT_ANY_ORG).bind(lookup.id.as_str()).fetch_all(&self.readers).await?,
+        };
+        listing::events_of(rows)
     }
 
-    async fn list_events(&self, _query: &crate::domain::ListQuery) -> Result<crate::domain::EventPage, StoreError> {
-        Err(StoreError::Other(anyhow::anyhow!("list_events is not built yet on SQLite")))
+    async fn list_events(&self, query: &ListQuery) -> Result<EventPage, StoreError> {
+        // Both statements on one connection, though any order of the two would do:
+        // what commits after the snapshot is read has a greater `seq`.
+        let mut conn = self.readers.acquire().await?;
+        let seq = match &query.snapshot {
+            Some(snapshot) => parse_snapshot(snapshot)?,
+            None => sqlx::query_scalar(LAST_SEQ).fetch_one(&mut *conn).await?,
+        };
+        let mut statement = listing::page_statement::<Sqlite, i64>(&DIALECT, query, seq)?;
+        let rows = statement.build().fetch_all(&mut *conn).await?;
+        let (events, more) = listing::page_of(listing::events_of(rows)?, query.limit);
+        Ok(EventPage { events, more, snapshot: Snapshot(seq.to_string()) })
     }
 
     async fn rebuild_rollups(&self) -> Result<(), StoreError> {

@@ -72,7 +72,7 @@ pub async fn sql_selects_exactly_what_the_filter_matches(store: &TestStore) {
     }
 }
 
-fn event(rng: &mut StdRng, org: &str, i: usize) -> pb::AuditEvent {
+pub fn event(rng: &mut StdRng, org: &str, i: usize) -> pb::AuditEvent {
     let text = |rng: &mut StdRng| (*TEXTS.choose(rng).unwrap()).to_owned();
     let ip = if rng.random_bool(0.3) { String::new() } else { (*IPS.choose(rng).unwrap()).to_owned() };
     pb::AuditEvent {
@@ -95,7 +95,7 @@ fn instant(rng: &mut StdRng) -> i64 {
     T0 + rng.random_range(0..6) * STEP + *[-1, 0, 0, 0, 1].choose(rng).unwrap()
 }
 
-fn random_expr(rng: &mut StdRng, depth: usize) -> Expr {
+pub fn random_expr(rng: &mut StdRng, depth: usize) -> Expr {
     if depth == 0 || rng.random_bool(0.4) {
         return Expr::Compare(random_comparison(rng));
     }

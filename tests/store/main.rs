@@ -13,8 +13,12 @@ mod trials;
 
 mod append;
 mod filter;
+mod listing;
+mod log_index;
 mod maintenance;
+mod migration;
 mod postgres_schema;
+mod snapshot;
 mod summary;
 
 use libtest_mimic::Trial;
@@ -48,6 +52,19 @@ conformance! {
     maintenance::events_refuse_update_and_delete,
     maintenance::opening_again_migrates_nothing,
     filter::sql_selects_exactly_what_the_filter_matches,
+    log_index::log_indexes_are_gap_free_under_concurrent_appends_of_one_organization,
+    listing::get_event_reads_one_event_in_its_scope,
+    listing::pages_follow_listing_order_and_the_filter_exactly,
+    listing::a_malformed_snapshot_is_refused_cleanly,
+    snapshot::paging_under_concurrent_ingest_lists_the_first_pages_snapshot_exactly,
+}
+
+/// The log-index migration over events stored before it, on each database.
+fn migration() -> Vec<Trial> {
+    vec![
+        async_trial!(None, block_on, migration::sqlite_migration_numbers_the_events_stored_before_it),
+        async_trial!(pg::missing(), block_on, migration::postgres_migration_numbers_the_events_stored_before_it),
+    ]
 }
 
 /// What only the PostgreSQL schema has, each on the runtime its `#[tokio::test]` had.
@@ -84,5 +101,5 @@ fn postgres_schema() -> Vec<Trial> {
 }
 
 fn main() {
-    trials::run(conformance().into_iter().chain(postgres_schema()).collect())
+    trials::run(conformance().into_iter().chain(migration()).chain(postgres_schema()).collect())
 }

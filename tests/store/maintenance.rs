@@ -47,11 +47,26 @@ pub async fn events_refuse_update_and_delete(s: &TestStore) {
         "UPDATE audit_events SET failed = failed WHERE id = 'e0'",
         "DELETE FROM audit_events",
         "DELETE FROM audit_events WHERE id = 'e1'",
+        "UPDATE audit_events SET log_index = log_index + 100",
     ] {
         let error = s.execute(sql).await.expect_err(sql);
         assert!(error.to_string().contains("append-only"), "{:?}: {sql}: {error}", s.backend);
     }
     assert_eq!(s.scalar("SELECT COUNT(*) FROM audit_events").await, 3);
+    // A log counter only moves forward: a log index is never given twice.
+    let counters = s.scalar("SELECT CAST(SUM(next_index) AS BIGINT) FROM audit_logs").await;
+    assert_eq!(counters, 3, "{:?}: one index per event", s.backend);
+    for sql in ["UPDATE audit_logs SET next_index = next_index - 1", "DELETE FROM audit_logs"] {
+        let error = s.execute(sql).await.expect_err(sql);
+        assert!(
+            error.to_string().contains("only moves forward") || error.to_string().contains("append-only"),
+            "{:?}: {sql}: {error}",
+            s.backend
+        );
+    }
+    s.execute("UPDATE audit_logs SET next_index = next_index + 1")
+        .await
+        .expect("moving forward leaves a gap, never a repeat");
     for scope in scopes() {
         assert_exact(s, &events, &scope, start, start + DAY).await;
     }

@@ -46,7 +46,7 @@ pub async fn concurrent_opens_of_a_fresh_database_all_succeed() {
             .fetch_one(&mut conn)
             .await
             .unwrap();
-    assert_eq!((applied, succeeded), (4, 4), "each migration applied once");
+    assert_eq!((applied, succeeded), (5, 5), "each migration applied once");
     let partitions: i64 =
         sqlx::query_scalar("SELECT COUNT(*) FROM pg_inherits WHERE inhparent = 'audit_events'::regclass")
             .fetch_one(&mut conn)
@@ -323,7 +323,7 @@ pub async fn a_least_privileged_service_role_serves_and_cannot_rewrite_history()
             "CREATE ROLE {r} LOGIN; \
              GRANT USAGE ON SCHEMA public TO {r}; \
              GRANT SELECT, INSERT ON audit_events, audit_event_ids TO {r}; \
-             GRANT SELECT, INSERT, UPDATE ON audit_rollups TO {r}; \
+             GRANT SELECT, INSERT, UPDATE ON audit_rollups, audit_logs TO {r}; \
              GRANT SELECT ON _sqlx_migrations TO {r}; \
              GRANT EXECUTE ON FUNCTION audit_ensure_partitions(integer) TO {r};"
         )))
@@ -355,6 +355,8 @@ pub async fn a_least_privileged_service_role_serves_and_cannot_rewrite_history()
         "DELETE FROM audit_event_ids",
         "TRUNCATE audit_events",
         "DELETE FROM audit_rollups",
+        "DELETE FROM audit_logs",
+        "TRUNCATE audit_logs",
         "ALTER TABLE audit_events DISABLE TRIGGER audit_events_append_only",
         "SELECT audit_drop_partitions_before(9223372036854775807)",
         "SELECT audit_split_default_partition()",
