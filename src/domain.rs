@@ -9,6 +9,6 @@ mod time;
 pub use event::{
     Action, EventBatch, MAX_BATCH_EVENTS, MAX_DETAILS_DEPTH, MAX_DETAILS_VALUES, NewEvent, OrgId, Outcome,
 };
-pub use listing::{Cursor, EventLookup, EventPage, ListQuery, Snapshot, StoredEvent};
+pub use listing::{Cursor, EventLookup, EventPage, Snapshot, StoredEvent};
 pub use summary::{ActionCount, OrgScope, SummaryQuery, SummaryRequest};
 pub use time::{TimeRange, UnixNanos};

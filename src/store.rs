@@ -15,13 +15,30 @@ pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 pub use crate::config::StoreSettings;
-use crate::domain::{ActionCount, EventBatch, EventLookup, EventPage, ListQuery, StoredEvent, SummaryQuery};
+use crate::domain::{
+    ActionCount, Cursor, EventBatch, EventLookup, EventPage, OrgScope, Snapshot, StoredEvent, SummaryQuery,
+};
+use crate::filter::Filter;
 
 /// What an append did: events newly stored, and events whose id was already there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AppendOutcome {
     pub created: usize,
     pub duplicates: usize,
+}
+
+/// One page of a listing, after tenancy was applied. A store type, not a domain
+/// one: it carries the filter language's tree, which is itself built on the domain.
+#[derive(Debug, Clone)]
+pub struct ListQuery {
+    pub scope: OrgScope,
+    pub filter: Option<Filter>,
+    /// `None` for the first page: the store takes a new snapshot.
+    pub snapshot: Option<Snapshot>,
+    /// `None` for the first page.
+    pub after: Option<Cursor>,
+    /// Events on the page, 1 to 500.
+    pub limit: usize,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -4,7 +4,6 @@
 use super::event::{NewEvent, OrgId};
 use super::summary::OrgScope;
 use super::time::UnixNanos;
-use crate::filter::Filter;
 
 /// An event as it is stored: what was sent, and its place in its organization's log.
 #[derive(Debug, Clone, PartialEq)]
@@ -39,19 +38,6 @@ pub struct Cursor {
 /// transaction snapshot on PostgreSQL). Carried, authenticated, in the page token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Snapshot(pub String);
-
-/// One page of a listing, after tenancy was applied.
-#[derive(Debug, Clone)]
-pub struct ListQuery {
-    pub scope: OrgScope,
-    pub filter: Option<Filter>,
-    /// `None` for the first page: the store takes a new snapshot.
-    pub snapshot: Option<Snapshot>,
-    /// `None` for the first page.
-    pub after: Option<Cursor>,
-    /// Events on the page, 1 to 500.
-    pub limit: usize,
-}
 
 /// A page: at most `limit` events in listing order, whether more follow, and the
 /// snapshot the page was read in (the given one, or a new one for a first page).

@@ -8,9 +8,9 @@ use std::net::IpAddr;
 use anyhow::Context as _;
 use sqlx::{Encode, QueryBuilder, Type};
 
-use super::StoreError;
 use super::sql::*;
-use crate::domain::{Action, ListQuery, NewEvent, OrgId, OrgScope, Outcome, StoredEvent, UnixNanos};
+use super::{ListQuery, StoreError};
+use crate::domain::{Action, NewEvent, OrgId, OrgScope, Outcome, StoredEvent, UnixNanos};
 use crate::filter::plan::Dialect as FilterDialect;
 use crate::filter::{Comparison, Equality, Expr, Filter};
 

@@ -16,11 +16,10 @@ use sqlx::{ConnectOptions as _, Connection as _, Postgres};
 use tokio::task::AbortHandle;
 
 use super::sql::ANY_EVENT;
-use super::{AppendOutcome, EventStore, StoreError, StoreSettings, counts_of};
+use super::{AppendOutcome, EventStore, ListQuery, StoreError, StoreSettings, counts_of};
 use super::{listing, rollup};
 use crate::domain::{
-    ActionCount, EventBatch, EventLookup, EventPage, ListQuery, NewEvent, OrgScope, Outcome, Snapshot, StoredEvent,
-    SummaryQuery,
+    ActionCount, EventBatch, EventLookup, EventPage, NewEvent, OrgScope, Outcome, Snapshot, StoredEvent, SummaryQuery,
 };
 use sql::*;
 

@@ -12,11 +12,10 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 
 use super::sql::ANY_EVENT;
-use super::{AppendOutcome, EventStore, StoreError, counts_of};
+use super::{AppendOutcome, EventStore, ListQuery, StoreError, counts_of};
 use super::{listing, rollup};
 use crate::domain::{
-    ActionCount, EventBatch, EventLookup, EventPage, ListQuery, NewEvent, OrgScope, Outcome, Snapshot, StoredEvent,
-    SummaryQuery,
+    ActionCount, EventBatch, EventLookup, EventPage, NewEvent, OrgScope, Outcome, Snapshot, StoredEvent, SummaryQuery,
 };
 use sql::*;
 

@@ -12,8 +12,9 @@ use async_trait::async_trait;
 use tracing::Instrument as _;
 use tracing::field::Empty;
 
-use crate::domain::{ActionCount, EventBatch, EventLookup, EventPage, ListQuery, StoredEvent, SummaryQuery};
+use crate::domain::{ActionCount, EventBatch, EventLookup, EventPage, StoredEvent, SummaryQuery};
 use crate::metrics::Metrics;
+use crate::store::ListQuery;
 use crate::store::{AppendOutcome, DynStore, EventStore, PoolStats, StoreError};
 
 /// Wraps `store` so that its calls are traced and counted in `metrics`.

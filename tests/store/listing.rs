@@ -4,12 +4,10 @@
 
 use std::cmp::Reverse;
 
-use audit_service::domain::{
-    Cursor, EventBatch, EventLookup, EventPage, ListQuery, NewEvent, OrgScope, Snapshot, StoredEvent,
-};
+use audit_service::domain::{Cursor, EventBatch, EventLookup, EventPage, NewEvent, OrgScope, Snapshot, StoredEvent};
 use audit_service::filter::Filter;
 use audit_service::proto::audit as pb;
-use audit_service::store::{DynStore, StoreError};
+use audit_service::store::{DynStore, ListQuery, StoreError};
 use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};

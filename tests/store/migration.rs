@@ -2,8 +2,8 @@
 //! indexes in the order they were stored, listings and GetEvent see them, and the
 //! appends after it continue each organization's log.
 
-use audit_service::domain::{EventLookup, ListQuery, OrgScope};
-use audit_service::store::{self, DynStore, StoreSettings};
+use audit_service::domain::{EventLookup, OrgScope};
+use audit_service::store::{self, DynStore, ListQuery, StoreSettings};
 use sqlx::migrate::Migrator;
 use sqlx::{AssertSqlSafe, Connection, Executor};
 
