@@ -475,6 +475,7 @@ check_service() {
         AUDIT_ADMIN_LISTEN="127.0.0.1:$admin_port" \
         AUDIT_DATABASE_URL="postgres://audit_service@$PGH:$PGP/$db" \
         AUDIT_JWT_SECRET="$secret" \
+        AUDIT_PAGE_TOKEN_KEYS="deploy-check-page-token-key-0123456789abcdef" \
         AUDIT_LOG_FORMAT=json \
         OTEL_EXPORTER_OTLP_ENDPOINT='' \
         "$BIN" serve >"$WORK/serve.log" 2>&1 &

@@ -10,6 +10,7 @@ mod settings;
 
 use crate::auth::{AuthConfig, DEFAULT_JWKS_GRACE, DEFAULT_JWKS_REFRESH};
 use crate::config::{AuthSettings, Config, DEFAULT_DRAIN_TIMEOUT, DEFAULT_MAX_FUTURE_SKEW, DEFAULT_MAX_REQUEST_BYTES};
+use crate::paging::PageTokenKeys;
 pub use settings::{DbArgs, LimitArgs};
 
 #[derive(Debug, Parser)]
@@ -84,6 +85,11 @@ pub struct ServeArgs {
     /// Seconds in-flight requests may take to finish after SIGTERM.
     #[arg(long, env = "AUDIT_DRAIN_TIMEOUT_SECS", default_value_t = DEFAULT_DRAIN_TIMEOUT.as_secs())]
     pub drain_timeout_secs: u64,
+    /// Keys of ListEvents page tokens, comma-separated, each at least 32 bytes: the first signs,
+    /// all verify. Give every replica the same keys; to rotate, add the new key second, then
+    /// move it first, then drop the old one 48 hours later. Unset: a key made at each start.
+    #[arg(long, env = "AUDIT_PAGE_TOKEN_KEYS", value_delimiter = ',', hide_env_values = true)]
+    pub page_token_keys: Vec<String>,
     /// Log lines as `json` or `pretty` text; level from RUST_LOG.
     #[arg(long, env = "AUDIT_LOG_FORMAT", default_value = "pretty", value_parser = ["json", "pretty"])]
     pub log_format: String,
@@ -127,6 +133,11 @@ impl ServeArgs {
         config.drain_timeout = Duration::from_secs(self.drain_timeout_secs);
         config.limits = self.limits.limits(self.demo)?;
         config.store = self.db.settings();
+        if !self.page_token_keys.is_empty() {
+            let keys = PageTokenKeys::from_secrets(&self.page_token_keys)
+                .map_err(|e| anyhow::anyhow!("AUDIT_PAGE_TOKEN_KEYS: {e}"))?;
+            config.page_token_keys = Some(keys);
+        }
         Ok(config)
     }
 
@@ -230,6 +241,17 @@ mod tests {
             .unwrap()
             .block_on(operator.verify_header(Some(&format!("Bearer {token}"))));
         assert!(refused.is_err(), "a demo token verified under the operator's key");
+    }
+
+    #[test]
+    fn page_token_keys_are_long_enough_and_all_kept() {
+        let secret = "an-operator-secret-that-is-long-enough-0123";
+        let keys = serve(&["--jwt-secret", secret, "--page-token-keys", &format!("{secret}a,{secret}b")]);
+        assert!(format!("{:?}", keys.config().unwrap().page_token_keys.unwrap()).contains("key_ids"));
+        assert!(serve(&["--jwt-secret", secret]).config().unwrap().page_token_keys.is_none());
+        let short = serve(&["--jwt-secret", secret, "--page-token-keys", &format!("{secret},short")]);
+        let error = short.config().unwrap_err().to_string();
+        assert!(error.contains("AUDIT_PAGE_TOKEN_KEYS") && error.contains("key 2"), "{error}");
     }
 
     #[test]

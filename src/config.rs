@@ -7,6 +7,7 @@ pub mod limits;
 pub use limits::{Limits, RateLimits};
 
 use crate::auth::AuthConfig;
+use crate::paging::PageTokenKeys;
 
 /// Largest gRPC message or REST body accepted, in bytes. A full batch of 1000
 /// events with large details stays under it.
@@ -47,6 +48,9 @@ pub struct Config {
     pub store: StoreSettings,
     /// Demo mode only: a short-lived read-only token the dashboard at `/` pre-fills.
     pub demo_token: Option<String>,
+    /// Keys of ListEvents page tokens, the first signing. `None`: a key made at start,
+    /// so pages do not survive a restart nor cross replicas.
+    pub page_token_keys: Option<PageTokenKeys>,
 }
 
 impl Config {
@@ -61,6 +65,7 @@ impl Config {
             limits: Limits::default(),
             store: StoreSettings::default(),
             demo_token: None,
+            page_token_keys: None,
         }
     }
 }

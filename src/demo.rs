@@ -89,7 +89,8 @@ pub async fn seed_if_empty(store: &DynStore) -> anyhow::Result<usize> {
     Ok(total)
 }
 
-/// What a newcomer pastes next: a token, a curl line and a grpcurl line.
+/// What a newcomer pastes next: a token, curl lines for the summary and the events behind
+/// it, and a grpcurl line.
 pub fn instructions(address: SocketAddr, secret: &[u8]) -> anyhow::Result<String> {
     let token = crate::auth::mint_hs256(secret, "demo-reader", &["audit:read"], None, Duration::from_secs(12 * 3600))?;
     let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs() as i64;
@@ -101,6 +102,8 @@ pub fn instructions(address: SocketAddr, secret: &[u8]) -> anyhow::Result<String
          dashboard (gRPC-web, token pre-filled for 2 hours):\n  http://{address}/\n\n\
          token (read-only, platform-wide, valid 12 hours):\n  export TOKEN={token}\n\n\
          REST:\n  curl -s -H \"Authorization: Bearer $TOKEN\" \\\n    'http://{address}/v1/audit/events:summary?start_time={start}&end_time={end}&organization_id=org_acme'\n\n\
+         events behind the counts, newest first:\n  curl -s -G -H \"Authorization: Bearer $TOKEN\" 'http://{address}/v1/audit/events' \\\n    \
+         -d organization_id=org_acme -d page_size=5 --data-urlencode 'filter=action = \"session.login\" AND result = \"failure\"'\n\n\
          gRPC:\n  grpcurl -plaintext -H \"authorization: Bearer $TOKEN\" \\\n    -d '{{\"start_time\":\"{start}\",\"end_time\":\"{end}\"}}' \\\n    {address} avnology.audit.v1.AuditService/GetEventsSummary\n"
     ))
 }

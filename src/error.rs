@@ -50,6 +50,10 @@ pub enum Error {
     /// Verified caller without the right: missing scope or another tenant.
     #[error("{message}")]
     PermissionDenied { message: String, required_scope: String },
+    /// The resource does not exist, or the caller may not know that it does: both
+    /// answer alike.
+    #[error("{0}")]
+    NotFound(String),
     /// No REST route matches the path.
     #[error("no route for {path}")]
     RouteNotFound { path: String },
@@ -102,7 +106,7 @@ impl Error {
                 );
                 Code::PermissionDenied
             }
-            Self::RouteNotFound { .. } => Code::NotFound,
+            Self::NotFound(_) | Self::RouteNotFound { .. } => Code::NotFound,
             Self::MethodNotAllowed { .. } => Code::Unimplemented,
             Self::TooLarge(_) | Self::UriTooLong(_) => Code::ResourceExhausted,
             Self::RateLimited { retry_after } => {
@@ -136,6 +140,7 @@ impl Error {
             Self::InvalidArgument { .. }
             | Self::Unauthenticated(_)
             | Self::PermissionDenied { .. }
+            | Self::NotFound(_)
             | Self::RouteNotFound { .. }
             | Self::TooLarge(_)
             | Self::RateLimited { .. }

@@ -7,7 +7,7 @@ use crate::auth::Principal;
 use crate::domain::{ActionCount, EventBatch, SummaryRequest};
 use crate::error::Error;
 use crate::proto::audit::{self as pb, audit_service_server};
-use crate::service::AuditLog;
+use crate::service::{AuditLog, EventRequest, ListRequest};
 use crate::store::AppendOutcome;
 
 pub struct GrpcAdapter {
@@ -46,15 +46,22 @@ impl audit_service_server::AuditService for GrpcAdapter {
         Ok(Response::new(outcome.into()))
     }
 
-    async fn get_event(&self, _request: Request<pb::GetEventRequest>) -> Result<Response<pb::AuditEvent>, Status> {
-        Err(Status::unimplemented("GetEvent is not built yet"))
+    async fn get_event(&self, request: Request<pb::GetEventRequest>) -> Result<Response<pb::AuditEvent>, Status> {
+        let principal = principal(&request)?;
+        let lookup = EventRequest::try_from(request.into_inner())?;
+        let event = self.service.get_event(&principal, lookup).await?;
+        Ok(Response::new(pb::AuditEvent::try_from(event)?))
     }
 
     async fn list_events(
         &self,
-        _request: Request<pb::ListEventsRequest>,
+        request: Request<pb::ListEventsRequest>,
     ) -> Result<Response<pb::ListEventsResponse>, Status> {
-        Err(Status::unimplemented("ListEvents is not built yet"))
+        let principal = principal(&request)?;
+        let listing = ListRequest::try_from(request.into_inner())?;
+        let page = self.service.list_events(&principal, listing).await?;
+        let events = page.events.into_iter().map(pb::AuditEvent::try_from).collect::<Result<_, Error>>()?;
+        Ok(Response::new(pb::ListEventsResponse { events, next_page_token: page.next_page_token.unwrap_or_default() }))
     }
 }
 

@@ -13,6 +13,7 @@ pub mod grpc;
 pub mod methods;
 pub mod metrics;
 pub mod openapi;
+pub mod paging;
 pub mod proto;
 pub mod rest;
 pub mod rfc3339;

@@ -4,7 +4,8 @@
 //! and from the messages' descriptors: query parameters from the request fields no
 //! path variable or body binds, bodies for `body` rules, responses in the REST
 //! layer's JSON (proto field names, 64-bit integers as numbers, fields without
-//! presence always written), the AIP-193 error envelope, and bearer security.
+//! presence always written but for empty strings, which are left out), the AIP-193
+//! error envelope, and bearer security.
 
 use std::collections::BTreeMap;
 
@@ -32,7 +33,7 @@ const ERRORS: [(&str, &str, Option<Header>); 11] = [
         "PERMISSION_DENIED: the token lacks the scope, or names another organization",
         Some(("WWW-Authenticate", "Bearer challenge naming the missing scope")),
     ),
-    ("404", "NOT_FOUND: no route for the path", None),
+    ("404", "NOT_FOUND: no route for the path, or no such resource the caller may see", None),
     ("405", "the path exists for another HTTP method", Some(("Allow", "the methods the path accepts"))),
     ("413", "RESOURCE_EXHAUSTED: the body exceeds the size limit", None),
     ("414", "RESOURCE_EXHAUSTED: the request target exceeds the length limit", None),
@@ -316,8 +317,9 @@ impl Generator {
         for field in message.fields() {
             properties.insert(field.name().to_owned(), self.field_schema(&field, direction));
             let is_required = match direction {
-                // The REST layer writes every field without presence, defaults included.
-                Direction::Output => !field.supports_presence(),
+                // The REST layer writes every field without presence, defaults included,
+                // except a string left empty (rest/reply.rs).
+                Direction::Output => !field.supports_presence() && (field.is_list() || field.kind() != Kind::String),
                 Direction::Input => self.is_required(&field),
             };
             if is_required {

@@ -8,6 +8,7 @@
 pub mod binding;
 mod grpc_call;
 pub mod json_budget;
+mod reply;
 mod template;
 #[cfg(test)]
 pub(crate) mod transcoding_tests;
@@ -18,7 +19,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, Response, header};
 use prost::Message;
-use prost_reflect::{DynamicMessage, Kind, MessageDescriptor, SerializeOptions, Value};
+use prost_reflect::{DynamicMessage, Kind, MessageDescriptor};
 
 pub use grpc_call::GrpcService;
 use template::PathTemplate;
@@ -118,8 +119,7 @@ impl RestGateway {
     /// The route template a request would take and the gRPC path it calls, for
     /// telemetry: spans and metrics name the RPC behind a REST call.
     pub fn route_target(&self, method: &Method, path: &str) -> Option<(&str, &str)> {
-        self.routes
-            .iter()
+        self.in_match_order()
             .find(|r| r.method == method && r.template.matches(path).is_some())
             .map(|r| (r.template.as_str(), r.rpc.path()))
     }
@@ -129,12 +129,21 @@ impl RestGateway {
         self.route_target(method, path).map(|(_, grpc_path)| grpc_path)
     }
 
+    /// The routes in the order a path is tried against them: those with a custom verb
+    /// first, as grpc-gateway does, so that `/v1/audit/events/{id}:proof` is never read
+    /// as the id `x:proof` of `/v1/audit/events/{id}`; an id holding a `:` still reaches
+    /// the verbless route when no verb route takes the path.
+    fn in_match_order(&self) -> impl Iterator<Item = &Route> {
+        let verbs = self.routes.iter().filter(|r| r.template.has_verb());
+        verbs.chain(self.routes.iter().filter(|r| !r.template.has_verb()))
+    }
+
     /// Serves one REST request whose body was already read.
     pub async fn handle(&self, request: Request<Bytes>) -> Response<Bytes> {
         let (parts, body) = request.into_parts();
         let path = parts.uri.path();
         let mut allowed = Vec::new();
-        for route in self.routes.iter() {
+        for route in self.in_match_order() {
             let Some(bindings) = route.template.matches(path) else { continue };
             if route.method != parts.method {
                 allowed.push(route.method.clone());
@@ -192,7 +201,7 @@ impl RestGateway {
         };
         let reply = DynamicMessage::decode(route.rpc.output().clone(), reply)
             .map_err(|e| anyhow::anyhow!("undecodable reply of {}: {e}", route.rpc.path()))?;
-        let json = response_json(&reply, route.response_body.as_deref())?;
+        let json = reply::json(&reply, route.response_body.as_deref())?;
         let mut response = Response::new(Bytes::from(json));
         *response.status_mut() = route.rpc.success_status();
         response.headers_mut().insert(header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
@@ -306,24 +315,6 @@ fn json_to_protobuf(input: &MessageDescriptor, json: &[u8], reflective: bool) ->
     Ok(message.encode_to_vec())
 }
 
-/// Proto3 JSON with the contract's choices: proto field names, 64-bit integers
-/// as JSON numbers, and every field present even at its default value.
-fn response_json(reply: &DynamicMessage, response_body: Option<&str>) -> Result<Vec<u8>, Error> {
-    let options =
-        SerializeOptions::new().use_proto_field_name(true).stringify_64_bit_integers(false).skip_default_fields(false);
-    let body = match response_body.and_then(|field| reply.get_field_by_name(field)) {
-        Some(value) => match value.into_owned() {
-            Value::Message(inner) => inner,
-            _ => reply.clone(),
-        },
-        None => reply.clone(),
-    };
-    let mut out = Vec::with_capacity(256);
-    body.serialize_with_options(&mut serde_json::Serializer::new(&mut out), &options)
-        .map_err(|e| anyhow::anyhow!("cannot write reply as JSON: {e}"))?;
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
     use prost::Message;
@@ -332,18 +323,6 @@ mod tests {
 
     use super::*;
     use crate::proto::{FILE_DESCRIPTOR_SET, audit as pb};
-
-    #[test]
-    fn int64_counts_are_json_numbers_beyond_32_bits_and_zeros_are_written() {
-        let pool = DescriptorPool::decode(FILE_DESCRIPTOR_SET).unwrap();
-        let output = pool.get_message_by_name("avnology.audit.v1.GetEventsSummaryResponse").unwrap();
-        let reply = pb::GetEventsSummaryResponse {
-            buckets: vec![pb::ActionBucket { action: "session.login".into(), count: 5_000_000_123, failure_count: 0 }],
-        };
-        let dynamic = DynamicMessage::decode(output, reply.encode_to_vec().as_slice()).unwrap();
-        let json = String::from_utf8(response_json(&dynamic, None).unwrap()).unwrap();
-        assert_eq!(json, r#"{"buckets":[{"action":"session.login","count":5000000123,"failure_count":0}]}"#);
-    }
 
     /// Proto3 JSON reads any JSON number of free-form JSON as a double, integers
     /// past 2^53 included (rounded), as a gRPC client would have sent them.

@@ -29,6 +29,7 @@ use crate::config::{AuthSettings, Config, Limits};
 use crate::grpc::GrpcAdapter;
 use crate::methods::MethodTable;
 use crate::metrics::Metrics;
+use crate::paging::PageTokenKeys;
 use crate::proto::{FILE_DESCRIPTOR_SET, audit::audit_service_server::AuditServiceServer};
 use crate::service::AuditLog;
 use crate::store::{self, DynStore};
@@ -88,9 +89,20 @@ pub async fn build(config: Config, listeners: impl Into<Listeners>) -> anyhow::R
     };
     let pool = DescriptorPool::decode(FILE_DESCRIPTOR_SET).context("decoding the descriptor set")?;
     let methods = MethodTable::new(&pool).context("reading the methods' options")?;
+    let page_token_keys = config.page_token_keys.clone().unwrap_or_else(|| {
+        // The demo is one process by design; anywhere else this is worth a look.
+        if !matches!(config.auth, AuthSettings::Demo { .. }) {
+            tracing::warn!(
+                "AUDIT_PAGE_TOKEN_KEYS is not set: ListEvents page tokens are signed with a key made at start, \
+                 so they do not survive a restart and other replicas refuse them"
+            );
+        }
+        PageTokenKeys::random()
+    });
     let service = AuditLog::new(store.clone())
         .with_max_summary_range(config.limits.max_summary_range)
-        .with_max_future_skew(config.max_future_skew);
+        .with_max_future_skew(config.max_future_skew)
+        .with_page_token_keys(page_token_keys);
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<AuditServiceServer<GrpcAdapter>>().await;

@@ -1,15 +1,22 @@
 //! The audit service's business rules: tenancy, ordering, and the calls into the
 //! store. Adapters (gRPC, and through it gRPC-web and REST) only translate.
 
+mod reads;
+mod requests;
+
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tracing::instrument;
 
 use crate::auth::Principal;
 use crate::config::DEFAULT_MAX_FUTURE_SKEW;
-use crate::domain::{ActionCount, EventBatch, OrgScope, SummaryQuery, SummaryRequest, UnixNanos};
+use crate::domain::{ActionCount, EventBatch, OrgId, OrgScope, SummaryQuery, SummaryRequest, UnixNanos};
 use crate::error::Error;
 use crate::store::{AppendOutcome, DynStore, StoreError};
+
+pub use crate::paging::PageTokenKeys;
+pub use reads::EventsPage;
+pub use requests::{DEFAULT_PAGE_SIZE, EventRequest, ListRequest, MAX_PAGE_SIZE};
 
 #[derive(Clone)]
 pub struct AuditLog {
@@ -18,11 +25,24 @@ pub struct AuditLog {
     max_summary_range: Option<Duration>,
     /// How far past the clock an event may be dated; later ones are refused.
     max_future_skew: Duration,
+    /// Seal and open ListEvents page tokens.
+    page_tokens: PageTokenKeys,
 }
 
 impl AuditLog {
     pub fn new(store: DynStore) -> Self {
-        Self { store, max_summary_range: None, max_future_skew: DEFAULT_MAX_FUTURE_SKEW }
+        Self {
+            store,
+            max_summary_range: None,
+            max_future_skew: DEFAULT_MAX_FUTURE_SKEW,
+            page_tokens: PageTokenKeys::random(),
+        }
+    }
+
+    /// The keys of page tokens; without them, a key made for this process alone.
+    pub fn with_page_token_keys(mut self, keys: PageTokenKeys) -> Self {
+        self.page_tokens = keys;
+        self
     }
 
     pub fn with_max_summary_range(mut self, max: Option<Duration>) -> Self {
@@ -44,17 +64,7 @@ impl AuditLog {
             let days = max.as_secs_f64() / 86_400.0;
             return Err(Error::invalid("end_time", format!("must be at most {days} days after start_time")));
         }
-        let scope = match (&principal.org_id, request.organization_id) {
-            (None, None) => OrgScope::All,
-            (None, Some(asked)) => OrgScope::One(asked),
-            (Some(own), None) => OrgScope::One(own.clone()),
-            (Some(own), Some(asked)) if *own == asked => OrgScope::One(asked),
-            (Some(_), Some(_)) => return Err(other_tenant(principal, "organization_id names another organization")),
-        };
-        if let OrgScope::One(org) = &scope {
-            tracing::Span::current().record("org", org.as_str());
-            crate::telemetry::record_organization(org.as_str());
-        }
+        let scope = read_scope(principal, request.organization_id)?;
         let query = SummaryQuery { range: request.range, scope };
         let mut buckets = self.store.summarize(&query).await.map_err(store_error)?;
         buckets.sort_unstable_by(|a, b| b.count.cmp(&a.count).then_with(|| a.action.cmp(&b.action)));
@@ -92,6 +102,28 @@ impl AuditLog {
     /// Whether the database answers, for `/readyz`.
     pub async fn ready(&self) -> Result<(), Error> {
         self.store.ping().await.map_err(store_error)
+    }
+}
+
+/// Which organizations a read covers: an organization-bound caller reads its own
+/// (naming another is refused), a platform-wide caller the one it names, or all.
+fn read_scope(principal: &Principal, asked: Option<OrgId>) -> Result<OrgScope, Error> {
+    let scope = match (&principal.org_id, asked) {
+        (None, None) => OrgScope::All,
+        (None, Some(asked)) => OrgScope::One(asked),
+        (Some(own), None) => OrgScope::One(own.clone()),
+        (Some(own), Some(asked)) if *own == asked => OrgScope::One(asked),
+        (Some(_), Some(_)) => return Err(other_tenant(principal, "organization_id names another organization")),
+    };
+    record_scope(&scope);
+    Ok(scope)
+}
+
+/// Names the organization on the request's span and log line, when there is one.
+fn record_scope(scope: &OrgScope) {
+    if let OrgScope::One(org) = scope {
+        tracing::Span::current().record("org", org.as_str());
+        crate::telemetry::record_organization(org.as_str());
     }
 }
 

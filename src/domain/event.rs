@@ -208,6 +208,9 @@ fn parse_event(event: pb::AuditEvent) -> Result<NewEvent, Violations> {
     v.check("target.type", bounded_printable(&target.r#type, MAX_REF_LEN));
     v.check("target.id", bounded_printable(&target.id, MAX_REF_LEN));
     v.check("user_agent", user_agent(&event.user_agent));
+    if event.log_index != 0 {
+        v.push("log_index", "is assigned by the service when the event is stored; leave it out");
+    }
     match (timestamp, organization_id, action, outcome, ip, details_json) {
         (Some(timestamp), Some(organization_id), Some(action), Some(outcome), Some(ip), Some(details_json))
             if violations.is_empty() =>

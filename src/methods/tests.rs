@@ -31,6 +31,20 @@ fn the_service_methods_come_with_scope_class_and_rest_binding_from_the_proto() {
     assert_eq!(batch.class(), Class::Write);
     assert_eq!(batch.http_rules()[0].body.as_deref(), Some("*"));
     assert_eq!(table.iter().next().unwrap().path(), summary.path(), "the API first, in declaration order");
+
+    for (rpc, template) in [("GetEvent", "/v1/audit/events/{id}"), ("ListEvents", "/v1/audit/events")] {
+        let read = table.get(&format!("/avnology.audit.v1.AuditService/{rpc}")).unwrap();
+        assert_eq!(read.access(), &Access::Scope("audit:read".into()), "{rpc}");
+        assert_eq!(
+            (read.class(), read.streaming(), read.success_status()),
+            (Class::Read, Streaming::Unary, StatusCode::OK)
+        );
+        let [rule] = read.http_rules() else { panic!("{rpc}: one rule: {:?}", read.http_rules()) };
+        assert_eq!((&rule.method, rule.template.as_str(), rule.body.as_deref()), (&http::Method::GET, template, None));
+    }
+    let api: Vec<&str> =
+        table.iter().filter(|m| m.service() == "avnology.audit.v1.AuditService").map(|m| m.name()).collect();
+    assert_eq!(api, ["GetEventsSummary", "BatchCreateEvents", "GetEvent", "ListEvents"]);
 }
 
 #[test]
@@ -51,6 +65,8 @@ fn health_and_reflection_are_in_the_table_and_open() {
         [
             "/avnology.audit.v1.AuditService/GetEventsSummary",
             "/avnology.audit.v1.AuditService/BatchCreateEvents",
+            "/avnology.audit.v1.AuditService/GetEvent",
+            "/avnology.audit.v1.AuditService/ListEvents",
             "/grpc.health.v1.Health/Check",
             "/grpc.health.v1.Health/Watch",
         ]

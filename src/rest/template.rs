@@ -85,6 +85,11 @@ impl PathTemplate {
         &self.source
     }
 
+    /// Whether the template ends in a custom verb (`:summary`).
+    pub fn has_verb(&self) -> bool {
+        self.verb.is_some()
+    }
+
     /// Matches a raw (still percent-encoded) request path; on success returns each
     /// variable's field path with its decoded value.
     pub fn matches(&self, path: &str) -> Option<Vec<(String, String)>> {

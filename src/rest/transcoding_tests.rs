@@ -134,3 +134,28 @@ async fn a_success_status_set_in_the_proto_is_the_answer_status() {
     let (status, _) = call(&gateway, Method::POST, "/v1/shelves/s3/things:order", r#"{"bogus":1}"#).await;
     assert_eq!(status, 400);
 }
+
+/// `{name}` declared before `{name}:proof`, as GetEvent comes before a proof of an event.
+const VERB_AFTER_VARIABLE: &str = r#"
+syntax = "proto3";
+package things.v1;
+import "google/api/annotations.proto";
+service Things {
+  rpc Get(Thing) returns (Thing) { option (google.api.http) = { get: "/v1/things/{name}" }; }
+  rpc Prove(Thing) returns (Thing) { option (google.api.http) = { get: "/v1/things/{name}:proof" }; }
+}
+message Thing { string name = 1; }
+"#;
+
+#[tokio::test]
+async fn a_custom_verb_route_wins_over_a_variable_declared_before_it() {
+    let gateway = RestGateway::from_methods(&MethodTable::new(&pool_of(VERB_AFTER_VARIABLE)).unwrap(), echo()).unwrap();
+    let target = |path: &str| gateway.route_target(&Method::GET, path).map(|(template, _)| template.to_owned());
+    assert_eq!(target("/v1/things/t1:proof").as_deref(), Some("/v1/things/{name}:proof"));
+    // A name holding a ':' that is no route's verb is still a name.
+    assert_eq!(target("/v1/things/urn:t1").as_deref(), Some("/v1/things/{name}"));
+    let (status, json) = call(&gateway, Method::GET, "/v1/things/t1:proof", "").await;
+    assert_eq!((status, &json["name"]), (200, &serde_json::json!("t1")));
+    let (status, json) = call(&gateway, Method::GET, "/v1/things/urn:t1", "").await;
+    assert_eq!((status, &json["name"]), (200, &serde_json::json!("urn:t1")));
+}

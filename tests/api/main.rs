@@ -9,6 +9,8 @@ mod grpc_web;
 mod held;
 #[path = "../common/process.rs"]
 mod process;
+#[path = "../common/reads.rs"]
+mod reads;
 #[path = "../common/server.rs"]
 mod server;
 
@@ -16,6 +18,7 @@ mod auth;
 mod batch;
 mod cors;
 mod durability;
+mod events;
 mod json_body;
 mod limits;
 mod openapi;

@@ -5,8 +5,12 @@
 
 #[path = "../common/fixtures.rs"]
 mod fixtures;
+#[path = "../common/grpc_web.rs"]
+mod grpc_web;
 #[path = "../common/postgres.rs"]
 mod pg;
+#[path = "../common/reads.rs"]
+mod reads;
 #[path = "../api/skew/refusal.rs"]
 mod refusal;
 #[path = "../common/server.rs"]
@@ -16,6 +20,7 @@ mod trials;
 
 mod clients;
 mod postgres;
+mod reads_on_postgres;
 mod skew;
 
 use trials::{all_of, async_trial, program, python_module};
@@ -30,6 +35,12 @@ fn main() {
             postgres::a_database_outage_answers_unavailable_and_recovers_without_restart
         ),
         async_trial!(pg::missing(), block_on, skew::events_too_far_ahead_are_refused_on_postgres_too),
+        async_trial!(pg::missing(), block_on, reads_on_postgres::events_read_back_with_tenancy_and_filters_on_postgres),
+        async_trial!(
+            pg::missing(),
+            block_on_two_workers,
+            reads_on_postgres::a_platform_wide_listing_pages_to_the_end_exactly_once_while_ingesting_on_postgres
+        ),
         async_trial!(program("node", "install Node.js"), block_on, clients::javascript_example_gets_the_same_answer),
         async_trial!(python, block_on, clients::python_example_gets_the_same_answer),
     ])
