@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Browser test of the dashboard against the real service: builds the binary, starts a seeded server and a
-# --demo server on free 127.0.0.1 ports (temporary SQLite files), runs web/tests/dashboard.test.mjs in headless
+# --demo server on free 127.0.0.1 ports (temporary SQLite files), runs web/tests/{dashboard,drill}.test.mjs in headless
 # Debian Chromium, leaves screenshots in web/artifacts/, and stops both servers. `--update-docs` also refreshes
 # the README's screenshot, docs/dashboard.png, from the demo server's page.
 set -euo pipefail
@@ -77,7 +77,7 @@ mkdir -p "$ARTIFACTS"
 AUDIT_BASE_URL="$SEEDED" AUDIT_DEMO_URL="$DEMO" CHROMIUM="$CHROMIUM" ARTIFACTS="$ARTIFACTS" UPDATE_DOCS="$UPDATE_DOCS" \
   READ_TOKEN=$("$BIN" token --scope audit:read --ttl 1h) \
   ORG_TOKEN=$("$BIN" token --scope audit:read --org org_acme --ttl 1h) \
-  node --test --test-concurrency=1 web/tests/dashboard.test.mjs
+  node --test --test-concurrency=1 web/tests/dashboard.test.mjs web/tests/drill.test.mjs
 echo "screenshots: $(cd "$ARTIFACTS" && ls -- *.png | tr '\n' ' ')(in web/artifacts/)"
 [[ $UPDATE_DOCS -eq 1 ]] && echo "updated docs/dashboard.png"
 exit 0

@@ -1,5 +1,5 @@
-// The dashboard's only way to the data: GetEventsSummary over gRPC-web (binary framing), through a client
-// generated from the service's proto, and the plain-language reading of every way that call can fail.
+// The dashboard's way to the data: one gRPC-web client (binary framing) generated from the service's proto,
+// the summary call, and the plain-language reading of every way a call can fail.
 
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcWebTransport } from "@connectrpc/connect-web";
@@ -13,7 +13,7 @@ import type { Range } from "./week";
 import { formatLocal, formatUtc } from "./format";
 
 /** Long enough for a summary over a busy year, short enough that a hung server is reported. */
-const CALL_TIMEOUT_MS = 20_000;
+export const CALL_TIMEOUT_MS = 20_000;
 
 /**
  * The service answers every gRPC-web call with HTTP 200 (errors in the trailer frame); anything else comes from
@@ -33,7 +33,7 @@ async function fetchGrpcWeb(input: RequestInfo | URL, init?: RequestInit): Promi
 }
 
 // Same origin: the page is served by the service it queries, so no CORS and no configured base URL.
-const client = createClient(
+export const client = createClient(
   AuditService,
   createGrpcWebTransport({ baseUrl: globalThis.location?.origin ?? "", useBinaryFormat: true, fetch: fetchGrpcWeb }),
 );
@@ -91,7 +91,7 @@ export function explain(error: unknown, context: { organization: string; claims?
         code: "PERMISSION_DENIED",
         title: otherOrg
           ? `This token may not read organization “${organization}” (403 PERMISSION_DENIED)`
-          : "This token is not allowed to read the summary (403 PERMISSION_DENIED)",
+          : "This token is not allowed to read audit events (403 PERMISSION_DENIED)",
         detail: [
           otherOrg
             ? `It is confined to organization “${claims?.organization}”: leave the organization empty or use a platform-wide token.`
@@ -104,6 +104,12 @@ export function explain(error: unknown, context: { organization: string; claims?
           .join(" "),
       };
     }
+    case Code.NotFound:
+      return {
+        code: "NOT_FOUND",
+        title: "No such event (404 NOT_FOUND)",
+        detail: `It does not exist in this organization, or this token may not see it. ${said}`.trim(),
+      };
     case Code.Unavailable:
       return {
         code: "UNAVAILABLE",

@@ -45,3 +45,19 @@ export function formatUtc(date: Date): string {
 export function timeZoneName(): string {
   return Intl.DateTimeFormat().resolvedOptions().timeZone ?? "local time";
 }
+
+const instants = new Intl.DateTimeFormat(undefined, {
+  year: "numeric",
+  month: "short",
+  day: "numeric",
+  hour: "2-digit",
+  minute: "2-digit",
+  second: "2-digit",
+  fractionalSecondDigits: 3,
+  timeZoneName: "short",
+});
+
+/** One event's time in the viewer's zone, to the millisecond: events of one login burst differ by less than a second. */
+export function formatInstant(date: Date): string {
+  return instants.format(date);
+}

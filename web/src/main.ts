@@ -1,7 +1,12 @@
 // The dashboard's controller: reads the form, asks for both weeks at once, and renders table, totals, chart,
 // ranges and errors. Built with DOM calls only (no innerHTML), which keeps it compatible with Trusted Types.
 
+import { recordView, readView, viewAddress, type Drill, type Span, type View } from "./address";
 import { explain, weekSummary, type Explained } from "./api";
+import { renderChart } from "./chart";
+import { breakable, byId, element, plainClick } from "./dom";
+import { showDrill, wireDrill } from "./drill";
+import { actionFilter } from "./events";
 import { formatChange, formatCount, formatLocal, formatRate, formatUtc, timeZoneName } from "./format";
 import { DEFAULT_SORT, firstDirection, mergeWeeks, sortRows, totals, type Row, type Sort, type SortKey } from "./rows";
 import { fetchDemoToken, readClaims, storedToken, storeToken, type Claims } from "./token";
@@ -24,12 +29,6 @@ function reportCrash(reason: unknown): void {
   detail.textContent = `${reason instanceof Error ? reason.message : String(reason)}. Reloading the page may help.`;
   box.dataset.code = "INTERNAL";
   box.hidden = false;
-}
-
-function byId<T extends HTMLElement>(id: string): T {
-  const element = document.getElementById(id);
-  if (!element) throw new Error(`the page lacks #${id}`);
-  return element as T;
 }
 
 const ui = {
@@ -61,19 +60,12 @@ const page = {
   demo: false,
   /** Only the latest request may render: an older one finishing late must not overwrite it. */
   generation: 0,
+  /** The week and organization the summary was last asked for: drill-down links and listings use the same. */
+  weeks: undefined as Weeks | undefined,
+  organization: "",
+  drill: undefined as Drill | undefined,
   inFlight: undefined as AbortController | undefined,
 };
-
-function element<K extends keyof HTMLElementTagNameMap>(
-  tag: K,
-  attributes: Record<string, string> = {},
-  ...children: (Node | string)[]
-): HTMLElementTagNameMap[K] {
-  const node = document.createElement(tag);
-  for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, value);
-  node.append(...children);
-  return node;
-}
 
 function setState(state: State): void {
   ui.results.dataset.state = state;
@@ -160,12 +152,6 @@ function clearResults(): void {
   ui.chart.hidden = true;
 }
 
-/** `user.password.changed` may wrap after its dots on a narrow screen, and nowhere else. */
-function breakable(action: string): (Node | string)[] {
-  const parts = action.split(".");
-  return parts.flatMap((part, i) => (i < parts.length - 1 ? [`${part}.`, element("wbr")] : [part]));
-}
-
 function numberCell(value: bigint, text = formatCount(value)): HTMLTableCellElement {
   return element("td", { "data-value": value.toString() }, text);
 }
@@ -178,14 +164,41 @@ function rowCells(row: Row): HTMLElement[] {
   );
   if (row.change !== null && row.change !== 0) change.className = row.change > 0 ? "up" : "down";
   const label = element("th", { scope: "row", class: "text" }, ...breakable(row.action));
+  const drillable = row.action !== TOTAL;
+  if (drillable) label.replaceChildren(drillLink(row.action, "current", breakable(row.action), `Events of ${row.action} this week`));
   return [
     label,
-    numberCell(row.current),
-    numberCell(row.previous),
+    countCell(row, "current", drillable),
+    countCell(row, "previous", drillable),
     change,
     numberCell(row.failures),
     element("td", { "data-value": row.failureRate === null ? "" : String(row.failureRate) }, formatRate(row.failureRate)),
   ];
+}
+
+/** The totals row's label: not an action, so nothing to drill into. */
+const TOTAL = "All actions";
+
+function drillFor(action: string, span: Span): Drill | undefined {
+  const range = page.weeks?.[span];
+  return range ? { filter: actionFilter(action, range), action, span } : undefined;
+}
+
+/** A real link (so it opens in a new tab too) to the events of one action in one of the two weeks. */
+function drillLink(action: string, span: Span, content: (Node | string)[], label: string): HTMLElement {
+  const drill = drillFor(action, span);
+  if (!drill) return element("span", {}, ...content);
+  return element("a", { href: viewAddress(viewWith(drill)), "data-span": span, "aria-label": label }, ...content);
+}
+
+function countCell(row: Row, span: Span, drillable: boolean): HTMLTableCellElement {
+  const value = span === "current" ? row.current : row.previous;
+  const cell = numberCell(value);
+  const when = span === "current" ? "this week" : "last week";
+  if (drillable && value > 0n) {
+    cell.replaceChildren(drillLink(row.action, span, [formatCount(value)], `${formatCount(value)} events of ${row.action} ${when}`));
+  }
+  return cell;
 }
 
 function renderTable(): void {
@@ -204,43 +217,7 @@ function renderTable(): void {
       : [element("tr", { class: "empty" }, element("td", { colspan: "6" }, "No events in either week for this selection."))]),
   );
   ui.table.tFoot.replaceChildren(element("tr", { "data-action": "total" }, ...rowCells(totals(rows))));
-  renderChart(sorted);
-}
-
-/** Bars follow the table's order so that sorting the table rearranges the chart too. */
-function renderChart(rows: Row[]): void {
-  ui.chartBars.replaceChildren();
-  ui.chart.hidden = rows.length === 0;
-  let max = 0n;
-  for (const r of rows) {
-    if (r.current > max) max = r.current;
-    if (r.previous > max) max = r.previous;
-  }
-  ui.chartBars.setAttribute(
-    "aria-label",
-    `Bar chart of ${rows.length} actions, this week against last week; the table above has the same numbers.`,
-  );
-  for (const row of rows) {
-    const line = (kind: "current" | "previous", value: bigint, label: string) => {
-      const bar = element("span", { class: `bar ${kind}` });
-      // CSSOM writes are allowed under a style-src without 'unsafe-inline'; style attributes are not.
-      bar.style.width = max === 0n ? "0" : `${(Number((value * 10_000n) / max) / 100) * 0.85}%`;
-      return element("div", { class: "bar-line", title: `${label}: ${formatCount(value)}` }, bar, formatCount(value));
-    };
-    ui.chartBars.append(
-      element(
-        "div",
-        { class: "chart-row", "data-action": row.action },
-        element("span", { class: "chart-label" }, ...breakable(row.action)),
-        element(
-          "div",
-          { class: "chart-bars-pair" },
-          line("current", row.current, "This week"),
-          line("previous", row.previous, "Last week"),
-        ),
-      ),
-    );
-  }
+  renderChart(sorted, ui.chart, ui.chartBars);
 }
 
 function organization(): string {
@@ -251,16 +228,26 @@ function currentWeeks(): Weeks | undefined {
   return weeksEnding(ui.weekEnd.value);
 }
 
-/** Keeps week and organization in the address so that a view can be bookmarked; never the token. */
-function rememberInAddress(weeks: Weeks, org: string): void {
-  const query = new URLSearchParams();
-  if (weeks.lastDay !== today()) query.set("week", weeks.lastDay);
-  if (org) query.set("org", org);
-  const search = query.toString();
-  history.replaceState(null, "", search ? `?${search}` : location.pathname);
+/** The page's view with `drill` open: week and organization as last loaded; never the token. */
+function viewWith(drill: Drill | undefined): View {
+  const lastDay = page.weeks?.lastDay;
+  return { week: lastDay && lastDay !== today() ? lastDay : undefined, organization: page.organization, drill };
 }
 
-async function load(): Promise<void> {
+/** Every drill-down step: in the address first (a new entry when the viewer went somewhere), then on the page. */
+function navigate(drill: Drill | undefined, push: boolean, focus = false): void {
+  page.drill = drill;
+  // An event opened from the listing is one step: closing it goes back rather than forward.
+  recordView(viewWith(drill), push, push && drill?.event ? { openedEvent: true } : null);
+  showDrill(drill, { focus });
+}
+
+/**
+ * Reads the summary for the week and organization in the form. Another week or organization closes the
+ * drill-down; the same one keeps it (read again when the token changed: a shared address opened in a new tab
+ * has no token until one is pasted).
+ */
+async function load(keepDrill = false): Promise<void> {
   const generation = ++page.generation;
   page.inFlight?.abort();
   const token = ui.token.value.trim();
@@ -274,7 +261,14 @@ async function load(): Promise<void> {
     return;
   }
   renderRanges(weeks, org);
-  rememberInAddress(weeks, org);
+  const sameSelection = page.weeks?.lastDay === weeks.lastDay && page.organization === org;
+  page.weeks = weeks;
+  page.organization = org;
+  if (!keepDrill && page.drill) {
+    if (!sameSelection) page.drill = undefined;
+    showDrill(page.drill, { focus: false });
+  }
+  recordView(viewWith(page.drill), false);
   if (!token) {
     clearResults();
     setState("idle");
@@ -345,6 +339,33 @@ function wire(): void {
   ui.weekPrev.addEventListener("click", () => setWeek(shiftDay(ui.weekEnd.value || today(), -7)));
   ui.weekNext.addEventListener("click", () => setWeek(shiftDay(ui.weekEnd.value || today(), 7)));
   ui.weekToday.addEventListener("click", () => setWeek(today()));
+  ui.table.addEventListener("click", (event) => {
+    const link = (event.target as Element).closest<HTMLAnchorElement>("a[data-span]");
+    const action = link?.closest<HTMLTableRowElement>("tr[data-action]")?.dataset.action;
+    if (!link || !action || !plainClick(event)) return;
+    const drill = drillFor(action, link.dataset.span === "previous" ? "previous" : "current");
+    if (!drill) return;
+    event.preventDefault();
+    navigate(drill, true, true);
+  });
+  // Back and Forward: the address says what to show; the summary is read again only when its selection changed.
+  window.addEventListener("popstate", () => {
+    const view = readView();
+    const week = view.week && parseDay(view.week) ? view.week : today();
+    const changed = week !== page.weeks?.lastDay || view.organization !== page.organization;
+    ui.weekEnd.value = week;
+    ui.organization.value = view.organization;
+    page.drill = view.drill;
+    if (changed) void load(true);
+    showDrill(view.drill, { focus: false });
+  });
+  wireDrill({
+    token: () => ui.token.value.trim(),
+    claims,
+    organization: () => page.organization,
+    navigate: (drill, push) => navigate(drill, push, false),
+    address: (drill) => viewAddress(viewWith(drill)),
+  });
   for (const th of ui.table.tHead?.querySelectorAll<HTMLTableCellElement>("th[data-key]") ?? []) {
     th.querySelector("button")?.addEventListener("click", () => {
       const key = th.dataset.key as SortKey;
@@ -360,10 +381,10 @@ function wire(): void {
 
 async function start(): Promise<void> {
   wire();
-  const query = new URLSearchParams(location.search);
-  const week = query.get("week");
-  ui.weekEnd.value = week && parseDay(week) ? week : today();
-  ui.organization.value = query.get("org") ?? "";
+  const view = readView();
+  ui.weekEnd.value = view.week && parseDay(view.week) ? view.week : today();
+  ui.organization.value = view.organization;
+  page.drill = view.drill;
   const stored = storedToken();
   // A demo token is offered only by a server in --demo mode; it replaces a stored demo token (the demo may
   // have restarted with a new key) but never a token the viewer pasted.
@@ -377,7 +398,10 @@ async function start(): Promise<void> {
     page.demo = stored.demo;
   }
   renderTokenInfo();
-  await load();
+  // The listing and the event of a shared or reloaded address come with the summary, not after it.
+  const summary = load(true);
+  showDrill(page.drill, { focus: false });
+  await summary;
 }
 
 start().catch(reportCrash);

@@ -7,84 +7,18 @@
 
 import assert from "node:assert/strict";
 import { createHmac } from "node:crypto";
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
-import { after, before, test } from "node:test";
-import { fileURLToPath } from "node:url";
+import { copyFileSync } from "node:fs";
+import { join } from "node:path";
+import { before, test } from "node:test";
 
-import { chromium } from "playwright-core";
-
+import { ARTIFACTS, DOCS_SCREENSHOT, env, launch, settled } from "./browser.mjs";
 import { expected, TIME_ZONE, WEEK_LAST_DAY, WEEKS } from "./seed.mjs";
 
-const here = dirname(fileURLToPath(import.meta.url));
-const env = (name) => {
-  const value = process.env[name];
-  if (!value) throw new Error(`${name} is not set: run web/run-browser-test.sh`);
-  return value;
-};
 const BASE = env("AUDIT_BASE_URL");
 const DEMO = env("AUDIT_DEMO_URL");
 const READ_TOKEN = env("READ_TOKEN");
 const ORG_TOKEN = env("ORG_TOKEN");
 const SECRET = env("AUDIT_JWT_SECRET");
-const ARTIFACTS = resolve(process.env.ARTIFACTS ?? join(here, "..", "artifacts"));
-const DOCS_SCREENSHOT = resolve(here, "..", "..", "docs", "dashboard.png");
-mkdirSync(ARTIFACTS, { recursive: true });
-
-/** The flags this machine's Chromium needs to run headless in a container, with nothing phoning home. */
-const CHROMIUM_FLAGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-  "--no-first-run",
-];
-const contexts = [];
-
-/** A browser with its own fresh profile folder (the persistent-context API is how Playwright takes one). */
-async function launch(options) {
-  const profile = mkdtempSync(join(tmpdir(), "audit-dashboard-chromium-"));
-  const context = await chromium.launchPersistentContext(profile, {
-    executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
-    headless: true,
-    args: CHROMIUM_FLAGS,
-    locale: "en-US",
-    viewport: { width: 1280, height: 800 },
-    ...options,
-  });
-  contexts.push({ context, profile });
-  const page = context.pages()[0] ?? (await context.newPage());
-  // Script errors and policy violations fail the test; a failed request the page reports is expected.
-  page.problems = [];
-  page.on("pageerror", (error) => page.problems.push(`page error: ${error.message}`));
-  page.on("console", (message) => {
-    if (/Content Security Policy|Trusted Type|Refused to/i.test(message.text())) page.problems.push(message.text());
-  });
-  return page;
-}
-
-after(async () => {
-  for (const { context, profile } of contexts) {
-    await context.close();
-    rmSync(profile, { recursive: true, force: true });
-  }
-});
-
-/** Waits until the newest request of the page has rendered (numbers or an error). */
-async function settled(page) {
-  await page.waitForFunction(
-    () => {
-      const state = document.getElementById("results")?.dataset.state;
-      return state !== undefined && state !== "loading";
-    },
-    null,
-    { timeout: 30_000 },
-  );
-  return page.locator("#results").getAttribute("data-state");
-}
 
 async function readPage(page) {
   return page.evaluate(() => {

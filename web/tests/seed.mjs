@@ -21,10 +21,17 @@ export const PLAN = {
     previous: { "session.login": [1000, 40], "oauth.token.issued": [800, 8], "user.created": [25, 1], "user.deleted": [2, 0] },
   },
   org_globex: {
-    current: { "session.login": [4321, 321], "user.password.changed": [17, 2] },
+    current: { "session.login": [4321, 321], "user.password.changed": [17, 2], "report.exported": [123, 7] },
     previous: { "session.login": [5000, 100], "user.password.changed": [20, 0] },
   },
 };
+
+/**
+ * The action the drill-down test opens: more events than one page of the dashboard's (50), with distinct
+ * actors, targets, addresses and details, microsecond timestamps, and three events on each instant, so that
+ * the page's order has to be the API's tie-break too.
+ */
+export const DRILL = { organization: "org_globex", action: "report.exported", span: "current" };
 
 /** One event exactly at each week's start belongs to it; one a microsecond earlier to the week before. */
 const BOUNDARY_ACTION = "boundary.check";
@@ -63,6 +70,22 @@ function event(id, org, action, failed, timestamp) {
   };
 }
 
+/** A drill-down event: `i` of `count`, spread over the week in threes sharing one instant. */
+function drillEvent(org, week, action, i, count, failed) {
+  const start = Date.parse(WEEKS[week].start);
+  const span = Date.parse(WEEKS[week].end) - start;
+  const at = new Date(start + Math.floor(((Math.floor(i / 3) + 0.5) * 3 * span) / (count + 3)));
+  const micros = String(100 + (Math.floor(i / 3) % 900)).padStart(3, "0");
+  return {
+    ...event(`${org}-${week}-${action}-${i}`, org, action, failed, `${at.toISOString().slice(0, 23)}${micros}Z`),
+    actor: { type: i % 4 === 0 ? "api_key" : "identity", id: `usr_${(i * 7) % 23}` },
+    target: { type: "report", id: `rep_${i}` },
+    ip: `198.51.100.${i % 250}`,
+    user_agent: `report-runner/${i % 3}.0`,
+    details: { format: i % 2 ? "csv" : "jsonl", rows: i * 10, filters: { region: "eu", tags: ["weekly", `n${i}`] }, note: 'quoted "text"' },
+  };
+}
+
 export function events() {
   const all = [];
   for (const [org, weeks] of Object.entries(PLAN)) {
@@ -71,6 +94,10 @@ export function events() {
       const span = Date.parse(WEEKS[week].end) - start;
       for (const [action, [count, failures]] of Object.entries(actions)) {
         for (let i = 0; i < count; i++) {
+          if (org === DRILL.organization && action === DRILL.action) {
+            all.push(drillEvent(org, week, action, i, count, i < failures));
+            continue;
+          }
           // Spread evenly, strictly inside the week, failures first.
           const at = new Date(start + Math.floor(((i + 0.5) * span) / count)).toISOString();
           all.push(event(`${org}-${week}-${action}-${i}`, org, action, i < failures, at));
