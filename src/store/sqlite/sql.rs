@@ -6,9 +6,13 @@
 /// possible (a deferred transaction would fail to upgrade instead).
 pub const BEGIN_APPEND: &str = "BEGIN IMMEDIATE";
 
-/// The batch's ids already stored, as `(organization_id, id)`; `VALUES` rows follow.
-pub const STORED_IDS: &str = "SELECT organization_id, id FROM audit_events WHERE (id, organization_id) IN (VALUES ";
-pub const STORED_IDS_TAIL: &str = ")";
+/// The batch's ids already stored, as `(organization_id, id)`; `VALUES` rows of
+/// `(id, organization_id)` follow. CROSS JOIN keeps the batch as the outer loop, one
+/// probe of the unique index per id (SQLite plans `(id, organization_id) IN (VALUES
+/// …)` as a scan of that whole index).
+pub const STORED_IDS: &str = "SELECT e.organization_id, e.id FROM (VALUES ";
+pub const STORED_IDS_TAIL: &str =
+    ") AS c CROSS JOIN audit_events e ON e.id = c.column1 AND e.organization_id = c.column2";
 /// Two parameters per id.
 pub const IDS_PER_STATEMENT: usize = 32_766 / 2;
 
