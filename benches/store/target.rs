@@ -20,7 +20,8 @@ pub struct Target {
     pub naive: NaiveSummary,
     pub service: AuditLog,
     pub principal: Principal,
-    url: String,
+    /// `sqlite://PATH` or the PostgreSQL database's URL.
+    pub url: String,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -31,12 +32,7 @@ impl Target {
                 let dir = tempfile::tempdir()?;
                 (format!("sqlite://{}", dir.path().join("bench.db").display()), Some(dir))
             }
-            "postgres" => {
-                let name = format!("audit_bench_{}_{}", std::process::id(), rand_suffix());
-                let mut admin = admin().await?;
-                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut admin).await?;
-                (replace_database(&admin_url(), &name), None)
-            }
+            "postgres" => (fresh_postgres_database().await?, None),
             other => anyhow::bail!("unknown --db {other} (sqlite or postgres)"),
         };
         let store = open(&url, aggregates).await?;
@@ -133,14 +129,28 @@ impl Target {
     pub async fn drop(self) -> anyhow::Result<()> {
         self.naive.close().await;
         self.store.close().await;
-        if let Some(name) = self.url.strip_prefix("postgres").and(self.url.rsplit('/').next()) {
-            let mut admin = admin().await?;
-            sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
-                .execute(&mut admin)
-                .await?;
+        if self.url.starts_with("postgres") {
+            drop_postgres_database(&self.url).await?;
         }
         Ok(())
     }
+}
+
+/// A new empty database next to the configured one; returns its URL.
+pub async fn fresh_postgres_database() -> anyhow::Result<String> {
+    let name = format!("audit_bench_{}_{}", std::process::id(), rand_suffix());
+    let mut admin = admin().await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut admin).await?;
+    Ok(replace_database(&admin_url(), &name))
+}
+
+pub async fn drop_postgres_database(url: &str) -> anyhow::Result<()> {
+    let name = url.rsplit('/').next().unwrap_or_default();
+    let mut admin = admin().await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
+        .execute(&mut admin)
+        .await?;
+    Ok(())
 }
 
 /// The service's store; without aggregates, one whose summaries are wrong, to
@@ -157,7 +167,9 @@ async fn open(url: &str, aggregates: bool) -> anyhow::Result<DynStore> {
 }
 
 fn admin_url() -> String {
-    std::env::var("AUDIT_BENCH_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+    std::env::var("AUDIT_BENCH_POSTGRES_URL")
+        .or_else(|_| std::env::var("AUDIT_TEST_POSTGRES_URL"))
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
 async fn admin() -> anyhow::Result<sqlx::PgConnection> {
