@@ -1,5 +1,5 @@
 //! The write path as it stood before events got a `log_index` and the listing its
-//! indexes: the schema of that time (old_schema_*.sql) in a fresh database, and its
+//! indexes: the schema of that time (the migrations before the log index's) in a fresh database, and its
 //! append transaction with the very statements the stores ran then (id claim or
 //! insert-or-ignore, the events, the rollup upserts, one commit), so ingest before
 //! and after can be timed side by side in one run on the same batches: each batch
@@ -17,8 +17,11 @@ use sqlx::{ConnectOptions, Connection, PgConnection, QueryBuilder, Row, Sqlite, 
 use crate::data::Generator;
 use crate::target::{self, Target};
 
-const SQLITE_SCHEMA: &str = include_str!("old_schema_sqlite.sql");
-const POSTGRES_SCHEMA: &str = include_str!("old_schema_postgres.sql");
+// The schema before log indexes is the committed migrations up to the last one before them.
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+const SQLITE_BEFORE_LOG_INDEX: i64 = 20261127000002;
+const POSTGRES_BEFORE_LOG_INDEX: i64 = 20261201000001;
 
 // SQLite, as src/store/sqlite/sql.rs had them.
 const SQLITE_INSERT_EVENTS: &str = "INSERT INTO audit_events (organization_id, id, occurred_at_ns, action, failed, \
@@ -66,13 +69,13 @@ impl OldStore {
                 .synchronous(sqlx::sqlite::SqliteSynchronous::Full)
                 .connect()
                 .await?;
-            sqlx::raw_sql(SQLITE_SCHEMA).execute(&mut conn).await?;
+            SQLITE_MIGRATIONS.run_to(SQLITE_BEFORE_LOG_INDEX, &mut conn).await?;
             return Ok(Self::Sqlite(conn, dir));
         }
         let url = target::fresh_postgres_database().await?;
         let mut conn =
             sqlx::postgres::PgConnectOptions::from_str(&url)?.options([("synchronous_commit", "on")]).connect().await?;
-        sqlx::raw_sql(POSTGRES_SCHEMA).execute(&mut conn).await?;
+        POSTGRES_MIGRATIONS.run_to(POSTGRES_BEFORE_LOG_INDEX, &mut conn).await?;
         add_data_month_partition(&url).await?;
         Ok(Self::Postgres(conn, url))
     }
